@@ -1,0 +1,65 @@
+"""Typed configuration of a segmentation run (one dataclass per concern)."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+MODELS_DIR_ENV = "LIVERTUMORSEG_MODELS_DIR"
+DEFAULT_MODELS_DIR = Path(__file__).with_name("models")
+
+
+def models_dir(override: str | Path | None = None) -> Path:
+    """The models folder: `override`, else $LIVERTUMORSEG_MODELS_DIR, else the bundled one."""
+    if override:
+        return Path(override)
+    env = os.environ.get(MODELS_DIR_ENV)
+    return Path(env) if env else DEFAULT_MODELS_DIR
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    """Where and how the networks run."""
+
+    device: str = "auto"  # "auto" | "cpu" | "cuda"
+    threads: int | None = None  # intra-op threads; None = ONNX Runtime's default (all cores)
+
+
+@dataclass(frozen=True)
+class SlidingWindowConfig:
+    """Sliding-window inference over volumes larger than a patch."""
+
+    overlap: float = 0.5  # fraction of the patch shared by neighbouring windows
+    gaussian_sigma: float = 0.125  # blending weight sigma, as a fraction of the patch size
+
+
+@dataclass(frozen=True)
+class PostprocessConfig:
+    """Clean-up of the network output."""
+
+    min_lesion_mm3: float = 50.0  # tumor components smaller than this are dropped
+    keep_largest_liver: bool = True
+    fill_liver_holes: bool = True
+
+
+@dataclass(frozen=True)
+class InputCheckConfig:
+    """Sanity checks on the input CT."""
+
+    force: bool = False  # accept images that do not look like CT
+    min_voxels_per_axis: int = 8
+    min_extent_mm: float = 30.0  # smallest field of view accepted along each axis
+    max_voxels: int = 2_000_000_000
+
+
+@dataclass(frozen=True)
+class SegmentationConfig:
+    """Everything one `segment` call needs besides the image."""
+
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    window: SlidingWindowConfig = field(default_factory=SlidingWindowConfig)
+    postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
+    checks: InputCheckConfig = field(default_factory=InputCheckConfig)
+    fast: bool = False  # run the tumor stage at the liver stage's coarse spacing
+    liver_only: bool = False  # skip the tumor stage
+    models_dir: Path | None = None

@@ -1,0 +1,39 @@
+"""Model-input preparation shared by inference and Training, so both see identical inputs."""
+from __future__ import annotations
+
+import numpy as np
+import SimpleITK as sitk
+
+from .manifest import ModelManifest
+from .resample import resample_ct, resample_labels
+from .roi import Box, box_on_image, mask_box
+
+
+def to_model_grid(ct: sitk.Image, manifest: ModelManifest) -> sitk.Image:
+    """CT (HU) resampled to the model's spacing, float32."""
+    return resample_ct(ct, manifest.spacing)
+
+
+def model_input(ct_on_model_grid: sitk.Image, manifest: ModelManifest) -> np.ndarray:
+    """Normalised (z, y, x) float32 array for the network, from CT already on the model grid."""
+    return manifest.normalization(sitk.GetArrayViewFromImage(ct_on_model_grid))
+
+
+def liver_roi(liver_mask: sitk.Image, ct: sitk.Image, margin_mm: float) -> Box | None:
+    """Box on `ct` covering the non-zero voxels of `liver_mask` plus `margin_mm`; None if empty."""
+    box = mask_box(sitk.GetArrayViewFromImage(liver_mask))
+    if box is None:
+        return None
+    return box_on_image(box, liver_mask, ct, margin_mm)
+
+
+def stage2_case(ct: sitk.Image, labels: sitk.Image, manifest: ModelManifest) -> tuple[sitk.Image, sitk.Image] | None:
+    """(CT, labels) cropped to the labelled liver ROI and resampled to the tumor model's spacing.
+
+    Used by Training to build stage-2 samples exactly as the cascade crops them at inference.
+    """
+    box = liver_roi(labels > 0, ct, manifest.roi_margin_mm)
+    if box is None:
+        return None
+    ct_roi = to_model_grid(box.crop(ct), manifest)
+    return ct_roi, resample_labels(box.crop(labels), ct_roi)
