@@ -1,0 +1,193 @@
+"""Reading CT (NIfTI, NRRD, MetaImage, DICOM series) and writing outputs atomically."""
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+import logging
+import os
+import tempfile
+import zlib
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import SimpleITK as sitk
+
+from .errors import InvalidInputError, LiverTumorSegError, OutputExistsError
+from .terminology import SEGMENTS
+
+log = logging.getLogger(__name__)
+IMAGE_SUFFIXES = (".seg.nrrd", ".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
+
+
+def case_name(path: Path) -> str:
+    """File or folder name without its image suffix (`ct.nii.gz` -> `ct`)."""
+    name = Path(path).name
+    for suffix in IMAGE_SUFFIXES:
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def is_image_file(path: Path) -> bool:
+    """True for a file with a supported image suffix (NIfTI, NRRD, MetaImage)."""
+    return Path(path).is_file() and Path(path).name.lower().endswith(IMAGE_SUFFIXES[1:])
+
+
+def read_dicom_series(folder: Path) -> sitk.Image:
+    """The largest DICOM series in `folder` as one 3-D image (warns when there are several)."""
+    reader = sitk.ImageSeriesReader()
+    series = reader.GetGDCMSeriesIDs(str(folder))
+    if not series:
+        raise InvalidInputError(f"no DICOM series found in folder {folder}")
+    files = max((reader.GetGDCMSeriesFileNames(str(folder), s) for s in series), key=len)
+    if len(series) > 1:
+        log.warning("%s holds %d DICOM series; reading the largest (%d files)", folder, len(series), len(files))
+    reader.SetFileNames(files)
+    return reader.Execute()
+
+
+def _nifti_payload_bytes(path: Path) -> int:
+    """Bytes of voxel data a NIfTI header promises (size x pixel size)."""
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    reader.ReadImageInformation()
+    n = int(np.prod(reader.GetSize())) * reader.GetNumberOfComponents()
+    return n * np.dtype(sitk.GetArrayViewFromImage(sitk.Image([1] * reader.GetDimension(), reader.GetPixelID())).dtype).itemsize
+
+
+def check_nifti_complete(path: Path) -> None:
+    """Raise InvalidInputError for a truncated .nii/.nii.gz (ITK reads those silently as zeros)."""
+    name = path.name.lower()
+    if not name.endswith((".nii", ".nii.gz")):
+        return
+    need = _nifti_payload_bytes(path) + 348
+    if name.endswith(".nii"):
+        have = path.stat().st_size
+    else:
+        have = 0
+        try:
+            with gzip.open(path, "rb") as f:
+                while chunk := f.read(1 << 22):
+                    have += len(chunk)
+        except (EOFError, OSError, zlib.error) as exc:
+            raise InvalidInputError(f"cannot read {path}: the file is corrupt or truncated ({exc})") from exc
+    if have < need:
+        raise InvalidInputError(f"cannot read {path}: the file is truncated ({have:,} of {need:,} bytes)")
+
+
+def read_image(path: str | Path) -> sitk.Image:
+    """Read a CT from an image file or a DICOM series folder, with a clear error when it cannot."""
+    path = Path(path)
+    if not path.exists():
+        raise InvalidInputError(f"input not found: {path}")
+    if path.is_file() and path.stat().st_size == 0:
+        raise InvalidInputError(f"input file is empty: {path}")
+    try:
+        if path.is_dir():
+            return read_dicom_series(path)
+        check_nifti_complete(path)
+        return sitk.ReadImage(str(path))
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()
+        detail = next((line for line in first if "rror" in line or "exception" in line.lower()), first[0] if first else "")
+        raise InvalidInputError(f"cannot read {path}: the file is corrupt, truncated or not an image ({detail.strip()[:200]})") from exc
+
+
+def _atomic_target(path: Path, overwrite: bool) -> Path:
+    """Check that `path` may be written; return a temp path beside it."""
+    if path.exists() and not overwrite:
+        raise OutputExistsError(f"output exists: {path} (use --overwrite / overwrite=True to replace it)")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix="".join(Path(path.name).suffixes), dir=path.parent)
+        os.close(fd)
+    except OSError as exc:
+        raise LiverTumorSegError(f"cannot write to output folder {path.parent}: {exc.strerror}") from exc
+    return Path(tmp)
+
+
+def _commit(tmp: Path, path: Path) -> None:
+    """Move a finished temp file into place (atomic on one filesystem)."""
+    os.replace(tmp, path)
+
+
+def write_image(image: sitk.Image, path: Path, *, overwrite: bool = False) -> Path:
+    """Write `image` to `path` (compressed) atomically; refuse to replace a file unless `overwrite`."""
+    path = Path(path)
+    tmp = _atomic_target(path, overwrite)
+    try:
+        sitk.WriteImage(image, str(tmp), True)
+        _commit(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def seg_nrrd_image(labels: sitk.Image) -> sitk.Image:
+    """The label map with 3D Slicer segmentation metadata (names, colours, terminology)."""
+    out = sitk.Cast(labels, sitk.sitkUInt8)
+    size = out.GetSize()
+    extent = f"0 {size[0] - 1} 0 {size[1] - 1} 0 {size[2] - 1}"
+    out.SetMetaData("Segmentation_MasterRepresentation", "Binary labelmap")
+    out.SetMetaData("Segmentation_ContainedRepresentationNames", "Binary labelmap|")
+    out.SetMetaData("Segmentation_ReferenceImageExtentOffset", "0 0 0")
+    for i, spec in enumerate(SEGMENTS):
+        meta = {
+            "ID": f"Segment_{spec.label}", "Name": spec.name, "NameAutoGenerated": "0",
+            "Color": " ".join(f"{c:.6f}" for c in spec.color_float), "ColorAutoGenerated": "0",
+            "LabelValue": str(spec.label), "Layer": "0", "Extent": extent,
+            "Tags": f"TerminologyEntry:{spec.terminology_entry()}|",
+        }
+        for key, value in meta.items():
+            out.SetMetaData(f"Segment{i}_{key}", value)
+    return out
+
+
+def write_table(rows: list[dict], csv_path: Path, *, overwrite: bool = False, extra: dict | None = None) -> tuple[Path, Path]:
+    """Write `rows` as CSV and (with `extra` fields) as JSON beside it, atomically."""
+    csv_path = Path(csv_path)
+    json_path = csv_path.with_suffix(".json")
+    fields = list(rows[0]) if rows else ["id"]
+    tmp = _atomic_target(csv_path, overwrite)
+    try:
+        with open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=fields)
+            writer.writeheader()
+            writer.writerows(rows)
+        _commit(tmp, csv_path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    write_json({**(extra or {}), "lesions": rows}, json_path, overwrite=overwrite)
+    return csv_path, json_path
+
+
+def write_json(data: dict, path: Path, *, overwrite: bool = False) -> Path:
+    """Write `data` as indented JSON atomically."""
+    tmp = _atomic_target(Path(path), overwrite)
+    try:
+        tmp.write_text(json.dumps(data, indent=2, default=float) + "\n")
+        _commit(tmp, Path(path))
+    finally:
+        tmp.unlink(missing_ok=True)
+    return Path(path)
+
+
+def expand_inputs(inputs: Iterable[str | Path]) -> list[Path]:
+    """Cases named by `inputs`: image files, DICOM series folders, and the cases inside plain folders."""
+    out: list[Path] = []
+    for p in map(Path, inputs):
+        out.extend(_cases_in(p) if p.is_dir() else [p])
+    return out
+
+
+def _cases_in(folder: Path) -> list[Path]:
+    """Image files in `folder`; else the folder itself if it holds files (a DICOM series); else its sub-folders."""
+    entries = sorted(e for e in folder.iterdir() if not e.name.startswith("."))
+    images = [e for e in entries if is_image_file(e)]
+    if images:
+        return images
+    if any(e.is_file() for e in entries):
+        return [folder]
+    return [c for sub in entries if sub.is_dir() for c in _cases_in(sub)]

@@ -1,0 +1,1 @@
+"""Training, evaluation and export of the LiverTumorSeg cascade models (PyTorch; not part of the library)."""

@@ -1,0 +1,1 @@
+"""Datasets: adapters for public layouts, preprocessing cache, splits and patch sampling."""

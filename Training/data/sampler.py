@@ -1,0 +1,89 @@
+"""Training patches: random crops with foreground oversampling, synthetic tumors, augmentation."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from ..augment import augment, build_augmentation, context_size
+from ..config import Config
+from ..synthetic_tumors import insert_tumors
+from .cache import CachedCase
+
+AIR_HU = -1024
+
+
+def foreground_index(labels: np.ndarray, classes: int, seed: int, limit: int = 100_000) -> dict[int, np.ndarray]:
+    """Up to `limit` voxel coordinates (z, y, x) per foreground class present in `labels`."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    labels = np.minimum(np.asarray(labels), classes - 1)  # liver stage: tumor counts as liver
+    for c in range(1, classes):
+        idx = np.argwhere(labels == c)
+        if len(idx) > limit:
+            idx = idx[rng.choice(len(idx), limit, replace=False)]
+        if len(idx):
+            out[c] = idx
+    return out
+
+
+def crop_padded(arr: np.ndarray, center: np.ndarray, size: tuple[int, int, int], fill: float) -> np.ndarray:
+    """A `size` box of `arr` centred at `center`, padded with `fill` where it leaves the array."""
+    out = np.full(size, fill, dtype=arr.dtype)
+    lo = np.asarray(center) - np.asarray(size) // 2
+    src = tuple(slice(max(0, a), min(n, a + s)) for a, s, n in zip(lo, size, arr.shape))
+    dst = tuple(slice(s.start - a, s.stop - a) for s, a in zip(src, lo))
+    out[dst] = arr[src]
+    return out
+
+
+class PatchDataset(Dataset):
+    """`length` random training patches per epoch; patch i of epoch e is a pure function of (seed, e, rank, i)."""
+
+    def __init__(self, cases: list[CachedCase], cfg: Config, length: int, rank: int = 0) -> None:
+        self.cases, self.cfg, self.length, self.rank, self.epoch = cases, cfg, length, rank, 0
+        self.n_classes = len(cfg.stage.classes)
+        self.fg = [foreground_index(c.labels, self.n_classes, cfg.train.seed) for c in cases]
+        self.patch = tuple(cfg.stage.train_patch_size)
+        self.context = context_size(self.patch, cfg.augment)
+        self.transform = build_augmentation(cfg.augment, self.patch)
+        self.norm = cfg.stage.normalization()
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch (changes every patch, reproducibly)."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.length
+
+    def _center(self, k: int, rng: np.random.Generator) -> np.ndarray:
+        """Patch centre: a foreground voxel with probability fg_prob, else uniform in the volume."""
+        fg, shape = self.fg[k], np.array(self.cases[k].image.shape)
+        if fg and rng.random() < self.cfg.train.fg_prob:
+            classes = sorted(fg)
+            p = self.cfg.train.fg_class_probs
+            probs = np.array([p[c - 1] if p else 1.0 for c in classes], dtype=float)
+            c = classes[rng.choice(len(classes), p=probs / probs.sum())]
+            return fg[c][rng.integers(len(fg[c]))] + rng.integers(-4, 5, size=3)
+        return np.array([rng.integers(0, n) for n in shape])
+
+    def _synthetic(self, k: int, hu: np.ndarray, lab: np.ndarray, rng: np.random.Generator):
+        """Maybe insert synthetic tumors (`prob` in cases without real tumor labels, else `prob_real_cases`)."""
+        syn, case = self.cfg.synthetic, self.cases[k]
+        prob = syn.prob_real_cases if 2 in self.fg[k] else syn.prob
+        if syn.enabled and (lab == 1).any() and rng.random() < prob:
+            spacing_zyx = np.array(case.geometry.spacing[::-1])
+            return insert_tumors(hu, lab, spacing_zyx, syn, rng)
+        return hu, lab
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(image (1, z, y, x) float32 normalised, labels (z, y, x) int64)."""
+        rng = np.random.default_rng([self.cfg.train.seed, self.epoch, self.rank, i])
+        k = int(rng.integers(len(self.cases)))
+        case = self.cases[k]
+        center = self._center(k, rng)
+        hu = crop_padded(case.image, center, self.context, AIR_HU).astype(np.float32)
+        lab = crop_padded(case.labels, center, self.context, 0)
+        hu, lab = self._synthetic(k, hu, lab, rng)
+        lab = np.minimum(lab, self.n_classes - 1)
+        return augment(self.transform, self.norm(hu), lab, int(rng.integers(2**31)))
