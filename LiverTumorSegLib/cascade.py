@@ -76,6 +76,7 @@ def channel(probs: sitk.Image, index: int) -> sitk.Image:
 
 def liver_stage(ct: sitk.Image, liver: Model, cfg: SegmentationConfig, rep: Reporter) -> tuple[sitk.Image, Box | None]:
     """Stage 1: liver probability on the coarse grid, and the ROI box on the input grid (None: no liver)."""
+    log.info("stage 1 (liver): %s at %s mm", liver.manifest.name, liver.manifest.spacing)
     probs = run_model(ct, liver, cfg, rep.sub(0.05, 0.35, "liver"), rep)
     p_liver = channel(probs, liver.manifest.class_index("liver"))
     mask = largest_component(sitk.GetArrayViewFromImage(p_liver) > 0.5)
@@ -91,6 +92,7 @@ def tumor_stage(ct_roi: sitk.Image, tumor: Model, cfg: SegmentationConfig, rep: 
                 coarse_spacing: tuple[float, float, float]) -> tuple[sitk.Image, sitk.Image | None]:
     """Stage 2 inside the ROI: (tumor probability, liver ∪ tumor probability or None) on its grid."""
     spacing = coarse_spacing if cfg.fast else None
+    log.info("stage 2 (tumor): %s at %s mm on a %s-voxel ROI", tumor.manifest.name, spacing or tumor.manifest.spacing, ct_roi.GetSize())
     probs = run_model(ct_roi, tumor, cfg, rep.sub(0.4, 0.85, "tumor"), rep, spacing=spacing)
     m = tumor.manifest
     p_tumor = channel(probs, m.class_index("tumor"))

@@ -23,3 +23,7 @@ class CancelledError(LiverTumorSegError):
 
 class OutputExistsError(LiverTumorSegError):
     """An output file exists already and overwriting was not asked for."""
+
+
+class EvaluationError(InvalidInputError, ValueError):
+    """Predictions and references cannot be compared (missing pair, different grids, bad labels)."""

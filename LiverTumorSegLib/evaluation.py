@@ -14,32 +14,28 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
+from .errors import EvaluationError
 from .geometry import same_grid
+from .io import IMAGE_SUFFIXES, case_name, is_image_file, read_image
 from .metrics import GlobalDice, evaluate_case
 
-LABEL_EXTENSIONS = (".seg.nrrd", ".nii.gz", ".nii", ".nrrd", ".mha")  # longest match first
 Progress = Callable[[int, int, str], None]  # (cases done, cases in all, case id)
 
 
 def case_id(path: Path) -> str:
     """Case name of a label file: the file name without its extension and without a trailing `_seg`."""
-    name = Path(path).name
-    for ext in LABEL_EXTENSIONS:
-        if name.lower().endswith(ext):
-            name = name[: -len(ext)]
-            break
-    return name.removesuffix("_seg")
+    return case_name(path).removesuffix("_seg")
 
 
 def _label_files(folder: Path) -> dict[str, Path]:
     """Label files of `folder` by case id; ValueError when two files claim the same case."""
     files: dict[str, Path] = {}
     for path in sorted(Path(folder).iterdir()):
-        if not (path.is_file() and path.name.lower().endswith(LABEL_EXTENSIONS)):
+        if not is_image_file(path):
             continue
         case = case_id(path)
         if case in files:
-            raise ValueError(f"{folder} holds two files for case {case!r}: {files[case].name} and {path.name}")
+            raise EvaluationError(f"{folder} holds two files for case {case!r}: {files[case].name} and {path.name}")
         files[case] = path
     return files
 
@@ -52,23 +48,23 @@ def pair_folders(pred_dir: Path, ref_dir: Path) -> list[tuple[Path, Path]]:
     """
     preds, refs = _label_files(pred_dir), _label_files(ref_dir)
     if not preds:
-        raise ValueError(f"no label files ({', '.join(LABEL_EXTENSIONS)}) in {pred_dir}")
+        raise EvaluationError(f"no label files ({', '.join(IMAGE_SUFFIXES)}) in {pred_dir}")
     missing = sorted(set(preds) - set(refs))
     if missing:
-        raise ValueError(f"no reference in {ref_dir} for the predicted case(s): {', '.join(missing)}")
+        raise EvaluationError(f"no reference in {ref_dir} for the predicted case(s): {', '.join(missing)}")
     return [(preds[case], refs[case]) for case in sorted(preds)]
 
 
 def _read_labels(path: Path) -> tuple[sitk.Image, np.ndarray]:
     """A label file as (image, uint8 array (z, y, x)); ValueError unless it is 3-D with labels 0, 1, 2."""
-    image = sitk.ReadImage(str(path))
+    image = read_image(path)
     if image.GetDimension() != 3 or image.GetNumberOfComponentsPerPixel() != 1:
-        raise ValueError(f"{path}: expected a 3-D single-component label map, got {image.GetDimension()}-D "
+        raise EvaluationError(f"{path}: expected a 3-D single-component label map, got {image.GetDimension()}-D "
                          f"with {image.GetNumberOfComponentsPerPixel()} component(s)")
     array = sitk.GetArrayFromImage(image)
     low, high = array.min(), array.max()
     if low < 0 or high > 2 or (array.dtype.kind == "f" and not np.array_equal(array, np.rint(array))):
-        raise ValueError(f"{path}: labels must be 0 background, 1 liver, 2 tumor; found values from {low} to {high}")
+        raise EvaluationError(f"{path}: labels must be 0 background, 1 liver, 2 tumor; found values from {low} to {high}")
     return image, array.astype(np.uint8, copy=False)
 
 
@@ -81,7 +77,7 @@ def _check_same_grid(pred: sitk.Image, ref: sitk.Image, pred_path: Path, ref_pat
     differences = "; ".join(
         f"{name} {_fmt(get(pred))} vs {_fmt(get(ref))}" for name, get in aspects if get(pred) != get(ref)
     )
-    raise ValueError(f"prediction {pred_path} and reference {ref_path} are not on the same voxel grid: "
+    raise EvaluationError(f"prediction {pred_path} and reference {ref_path} are not on the same voxel grid: "
                      f"{differences}. Resample the prediction onto the reference grid first.")
 
 
@@ -98,7 +94,7 @@ def evaluate_files(
     length, a file is not a 0/1/2 label map, or a pair is not on the same grid.
     """
     if len(pred_paths) != len(ref_paths):
-        raise ValueError(f"{len(pred_paths)} predictions but {len(ref_paths)} references")
+        raise EvaluationError(f"{len(pred_paths)} predictions but {len(ref_paths)} references")
     rows = []
     for done, (pred_path, ref_path) in enumerate(zip(pred_paths, ref_paths), start=1):
         (pred_image, pred), (ref_image, ref) = _read_labels(pred_path), _read_labels(ref_path)
@@ -121,23 +117,21 @@ def write_csv(rows: Sequence[dict], path: Path) -> Path:
     return Path(path)
 
 
-def _number(value: float) -> str:
-    return f"{value:.4f}" if abs(value) < 10 else f"{value:.1f}"
-
-
 def _summary_line(name: str, values: list[float]) -> str:
     """A markdown table row: metric | mean ± sd (sample sd, 0 for one case) | median | n (non-nan cases)."""
     finite = np.array([v for v in values if not math.isnan(v)], dtype=float)
     if finite.size == 0:
         return f"| {name} | – | – | 0 |"
     sd = finite.std(ddof=1) if finite.size > 1 else 0.0
-    return f"| {name} | {_number(finite.mean())} ± {_number(sd)} | {_number(float(np.median(finite)))} | {finite.size} |"
+    digits = 4 if np.abs(finite).max() < 10 else 1  # scores and mm get 4 decimals, volumes and counts 1
+    mean, median = f"{finite.mean():.{digits}f}", f"{np.median(finite):.{digits}f}"
+    return f"| {name} | {mean} ± {sd:.{digits}f} | {median} | {finite.size} |"
 
 
 def markdown_summary(rows: Sequence[dict]) -> str:
     """Markdown: number of cases, mean ± sd, median and n (cases where defined) per metric, global Dice."""
     if not rows:
-        raise ValueError("no evaluated cases to summarise")
+        raise EvaluationError("no evaluated cases to summarise")
     metrics = [k for k in rows[0] if k != "case" and not k.endswith("_voxels")]
     lines = ["# Evaluation summary", "", f"Cases: {len(rows)}", "",
              "| metric | mean ± sd | median | n |", "|---|---|---|---|"]
@@ -160,7 +154,7 @@ def _kind(path: Path) -> str:
 
 def run_evaluation(pred: Path, ref: Path, out_dir: Path, progress: Progress | None = None) -> tuple[Path, Path]:
     """Evaluate PRED against REF (two label files, or two folders matched by case id); write
-    `evaluation.csv` (one row per case) and `evaluation.md` (summary) into `out_dir`, overwriting them,
+    `metrics.csv` (one row per case) and `summary.md` into `out_dir`, overwriting them,
     and return both paths. This can be used without the CLI.
     """
     pred, ref, out_dir = Path(pred), Path(ref), Path(out_dir)
@@ -169,11 +163,11 @@ def run_evaluation(pred: Path, ref: Path, out_dir: Path, progress: Progress | No
     elif _kind(pred) == _kind(ref) == "file":
         pairs = [(pred, ref)]
     else:
-        raise ValueError(f"prediction and reference must both be files or both be folders: "
+        raise EvaluationError(f"prediction and reference must both be files or both be folders: "
                          f"{pred} ({_kind(pred)}), {ref} ({_kind(ref)})")
     rows = evaluate_files([p for p, _ in pairs], [r for _, r in pairs], progress)
     out_dir.mkdir(parents=True, exist_ok=True)
-    csv_path = write_csv(rows, out_dir / "evaluation.csv")
-    md_path = out_dir / "evaluation.md"
+    csv_path = write_csv(rows, out_dir / "metrics.csv")
+    md_path = out_dir / "summary.md"
     md_path.write_text(markdown_summary(rows), encoding="utf-8")
     return csv_path, md_path

@@ -16,6 +16,7 @@ import cc3d
 import numpy as np
 from scipy import ndimage
 
+from .lesions import slices_with_tumor
 from .result import LIVER, TUMOR
 
 _FACE_NEIGHBOURS = ndimage.generate_binary_structure(3, 1)
@@ -109,12 +110,12 @@ def _nearest_distances(source: np.ndarray, target: np.ndarray, sampling_zyx: np.
 
 
 def assd_mm(pred: np.ndarray, ref: np.ndarray, spacing_xyz: tuple[float, float, float]) -> float:
-    """Average symmetric surface distance in mm of (z, y, x) boolean masks, spacing (x, y, z) mm; nan if either is empty."""
+    """Average symmetric surface distance (mm) of (z, y, x) boolean masks, spacing (x, y, z) mm; nan if one is empty."""
     return _assd(surface_distances_mm(pred, ref, spacing_xyz))
 
 
 def hd95_mm(pred: np.ndarray, ref: np.ndarray, spacing_xyz: tuple[float, float, float]) -> float:
-    """95th-percentile Hausdorff distance in mm of (z, y, x) boolean masks, spacing (x, y, z) mm; nan if either is empty.
+    """95th-percentile Hausdorff distance (mm) of (z, y, x) boolean masks, spacing (x, y, z) mm; nan if one is empty.
 
     The larger of the two directed 95th percentiles (numpy's linear interpolation), as in MONAI and
     DeepMind's surface-distance package.
@@ -231,8 +232,7 @@ def slice_classification(
     inflate specificity; a predicted tumor is always on such a slice, so no false positive is dropped.
     """
     _check_same_shape(pred_labels, ref_labels)
-    pred_tumor = (pred_labels == TUMOR).any(axis=(1, 2))
-    ref_tumor = (ref_labels == TUMOR).any(axis=(1, 2))
+    pred_tumor, ref_tumor = slices_with_tumor(pred_labels), slices_with_tumor(ref_labels)
     if liver_slices_only:
         scored = (pred_labels >= LIVER).any(axis=(1, 2)) | (ref_labels >= LIVER).any(axis=(1, 2))
         pred_tumor, ref_tumor = pred_tumor[scored], ref_tumor[scored]

@@ -1,0 +1,100 @@
+"""The `livertumorseg` command line, end to end on the shared real CTs."""
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from LiverTumorSegLib.cli import main
+from LiverTumorSegLib.geometry import same_grid
+
+
+def test_predict_writes_label_map_on_the_input_grid_and_lesion_tables(shared_data, tmp_path, capsys):
+    ct_path = shared_data / "totalseg_example/ct.nii.gz"
+    assert main(["predict", str(ct_path), "-o", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "liver ml" in out and str(tmp_path / "ct_seg.nii.gz") in out
+    seg = sitk.ReadImage(str(tmp_path / "ct_seg.nii.gz"))
+    assert same_grid(seg, sitk.ReadImage(str(ct_path)))
+    table = json.loads((tmp_path / "ct_lesions.json").read_text())
+    assert table["case"] == "ct" and table["liver_volume_ml"] > 0 and "stage1_liver" in table["timings_s"]
+    with open(tmp_path / "ct_lesions.csv") as f:
+        assert len(list(csv.reader(f))) == len(table["lesions"]) + 1
+
+
+def test_existing_outputs_are_refused_unless_overwrite(shared_data, tmp_path, capsys):
+    ct_path = str(shared_data / "totalseg_example/ct.nii.gz")
+    assert main(["predict", ct_path, "-o", str(tmp_path), "--liver-only"]) == 0
+    seg = tmp_path / "ct_seg.nii.gz"
+    seg.write_bytes(b"user's edited file")
+    assert main(["predict", ct_path, "-o", str(tmp_path), "--liver-only"]) == 1
+    assert "output exists" in capsys.readouterr().err and seg.read_bytes() == b"user's edited file"
+    assert main(["predict", ct_path, "-o", str(tmp_path), "--liver-only", "--overwrite"]) == 0
+    assert seg.read_bytes() != b"user's edited file"
+
+
+def test_a_bad_case_is_reported_and_the_others_still_run(shared_data, tmp_path, capsys):
+    cases = tmp_path / "cases"; cases.mkdir()
+    (cases / "a_good.nii.gz").write_bytes((shared_data / "totalseg_example/ct.nii.gz").read_bytes())
+    data = (shared_data / "totalseg_example/ct.nii.gz").read_bytes()
+    (cases / "b_truncated.nii.gz").write_bytes(data[: len(data) // 3])
+    (cases / "c_mr.nii.gz").write_bytes((shared_data / "totalseg_example/mr.nii.gz").read_bytes())
+    out = tmp_path / "out"
+    assert main(["predict", str(cases), "-o", str(out), "--liver-only"]) == 1
+    err = capsys.readouterr().err
+    assert "b_truncated: failed" in err and "truncated" in err
+    assert "c_mr: failed" in err and "does not look like a CT" in err and "2 of 3 case(s) failed" in err
+    assert sorted(p.name for p in out.iterdir()) == ["a_good_lesions.csv", "a_good_lesions.json", "a_good_seg.nii.gz"]
+
+
+def test_mr_can_be_forced(shared_data, tmp_path):
+    assert main(["predict", str(shared_data / "totalseg_example/mr.nii.gz"), "-o", str(tmp_path), "--force", "--liver-only"]) == 0
+
+
+def test_seg_nrrd_output_and_dicom_series_input(shared_data, tmp_path):
+    assert main(["predict", str(shared_data / "totalseg_example/ct.nii.gz"), "-o", str(tmp_path), "--format", "seg.nrrd"]) == 0
+    header = (tmp_path / "ct.seg.nrrd").read_bytes().split(b"\n\n")[0].decode()
+    assert "Segment0_Name:=Liver" in header and "Segment1_Name:=Liver tumor" in header
+
+
+def test_demo_ct_is_built_in(tmp_path):
+    assert main(["predict", "--demo", "-o", str(tmp_path), "--fast"]) == 0
+    assert (tmp_path / "demo_ct_seg.nii.gz").is_file()
+
+
+def test_info_lists_models_and_providers(capsys):
+    assert main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert "CPUExecutionProvider" in out and "liver:" in out and "tumor:" in out
+
+
+def test_evaluate_writes_per_case_metrics_and_a_summary(shared_data, tmp_path, capsys):
+    ref = shared_data / "lits117_roi/label.nii.gz"
+    pred = tmp_path / "label.nii.gz"
+    arr = sitk.GetArrayFromImage(sitk.ReadImage(str(ref)))
+    arr[arr == 2] = 1  # a prediction that misses every tumor
+    img = sitk.GetImageFromArray(arr); img.CopyInformation(sitk.ReadImage(str(ref)))
+    sitk.WriteImage(img, str(pred))
+    assert main(["evaluate", str(pred), str(ref), "-o", str(tmp_path / "eval")]) == 0
+    rows = list(csv.DictReader(open(next((tmp_path / "eval").glob("*.csv")))))
+    assert float(rows[0]["liver_dice"]) == pytest.approx(1.0) and float(rows[0]["tumor_dice"]) == 0.0
+
+
+def test_ctrl_c_mid_run_leaves_no_output(shared_data, tmp_path):
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "LiverTumorSegLib.cli", "-v", "predict", str(shared_data / "chaos_ct3/ct.nii.gz"),
+           "-o", str(out), "--threads", "1"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in proc.stderr:  # interrupt once the tumor stage has started
+        if "stage 2" in line:
+            break
+    assert proc.poll() is None, "the run finished before it could be interrupted"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130 and "interrupted" in err
+    assert not out.exists() or os.listdir(out) == []
