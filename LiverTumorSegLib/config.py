@@ -49,7 +49,7 @@ class InputCheckConfig:
     force: bool = False  # accept images that do not look like CT
     min_voxels_per_axis: int = 8
     min_extent_mm: float = 30.0  # smallest field of view accepted along each axis
-    max_voxels: int = 2_000_000_000
+    max_voxels: int = 1_500_000_000  # about 1024 x 1024 x 1400; more does not fit a laptop
 
 
 @dataclass(frozen=True)

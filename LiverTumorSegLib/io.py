@@ -14,6 +14,7 @@ from typing import Iterable
 import numpy as np
 import SimpleITK as sitk
 
+from .config import InputCheckConfig
 from .errors import InvalidInputError, LiverTumorSegError, OutputExistsError
 from .terminology import SEGMENTS
 
@@ -48,11 +49,24 @@ def read_dicom_series(folder: Path) -> sitk.Image:
     return reader.Execute()
 
 
-def _nifti_payload_bytes(path: Path) -> int:
-    """Bytes of voxel data a NIfTI header promises (size x pixel size)."""
+def _header(path: Path) -> sitk.ImageFileReader:
+    """A reader that has read only the header of `path`."""
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(path))
     reader.ReadImageInformation()
+    return reader
+
+
+def check_not_huge(path: Path, max_voxels: int) -> None:
+    """Refuse, from the header alone, an image too large to segment in memory."""
+    n = int(np.prod(_header(path).GetSize()))
+    if n > max_voxels:
+        raise InvalidInputError(f"{path} is too large: {n:,} voxels (limit {max_voxels:,}); crop or downsample it first")
+
+
+def _nifti_payload_bytes(path: Path) -> int:
+    """Bytes of voxel data a NIfTI header promises (size x pixel size)."""
+    reader = _header(path)
     n = int(np.prod(reader.GetSize())) * reader.GetNumberOfComponents()
     return n * np.dtype(sitk.GetArrayViewFromImage(sitk.Image([1] * reader.GetDimension(), reader.GetPixelID())).dtype).itemsize
 
@@ -77,7 +91,7 @@ def check_nifti_complete(path: Path) -> None:
         raise InvalidInputError(f"cannot read {path}: the file is truncated ({have:,} of {need:,} bytes)")
 
 
-def read_image(path: str | Path) -> sitk.Image:
+def read_image(path: str | Path, max_voxels: int = InputCheckConfig.max_voxels) -> sitk.Image:
     """Read a CT from an image file or a DICOM series folder, with a clear error when it cannot."""
     path = Path(path)
     if not path.exists():
@@ -87,6 +101,7 @@ def read_image(path: str | Path) -> sitk.Image:
     try:
         if path.is_dir():
             return read_dicom_series(path)
+        check_not_huge(path, max_voxels)
         check_nifti_complete(path)
         return sitk.ReadImage(str(path))
     except RuntimeError as exc:
