@@ -13,8 +13,8 @@ import SimpleITK as sitk
 from .config import SegmentationConfig
 from .errors import CancelledError
 from .postprocess import compose_labels, largest_component
-from .preprocess import liver_roi, model_input, to_model_grid
-from .resample import resample_like, resample_to_spacing
+from .preprocess import canonical, liver_roi, model_input, to_model_grid
+from .resample import resample_ct, resample_like
 from .roi import Box
 from .runtime import Model
 from .sliding_window import predict_probabilities
@@ -58,7 +58,7 @@ def run_model(ct: sitk.Image, model: Model, cfg: SegmentationConfig, progress: P
               spacing: tuple[float, float, float] | None = None) -> sitk.Image:
     """Softmax probabilities of `model` on `ct`, as a vector image on the model grid."""
     m = model.manifest
-    grid = to_model_grid(ct, m) if spacing is None else resample_to_spacing(sitk.Cast(ct, sitk.sitkFloat32), spacing, default=-1024.0)
+    grid = to_model_grid(ct, m) if spacing is None else resample_ct(canonical(ct), spacing)
     probs = predict_probabilities(
         model_input(grid, m), model.run, m.patch_size,
         overlap=cfg.window.overlap, sigma_fraction=cfg.window.gaussian_sigma,

@@ -9,9 +9,18 @@ from .resample import resample_ct, resample_labels
 from .roi import Box, box_on_image, mask_box
 
 
+#: Bumped whenever the functions below change what a model sees (Training keys its cache on it).
+PREPROCESSING_VERSION = 2
+
+
+def canonical(image: sitk.Image) -> sitk.Image:
+    """`image` with axes permuted/flipped to the nearest LPS order, so models never see mirrored anatomy."""
+    return sitk.DICOMOrient(image, "LPS")
+
+
 def to_model_grid(ct: sitk.Image, manifest: ModelManifest) -> sitk.Image:
-    """CT (HU) resampled to the model's spacing, float32."""
-    return resample_ct(ct, manifest.spacing)
+    """CT (HU) in canonical LPS axis order, resampled to the model's spacing, float32."""
+    return resample_ct(canonical(ct), manifest.spacing)
 
 
 def model_input(ct_on_model_grid: sitk.Image, manifest: ModelManifest) -> np.ndarray:

@@ -71,3 +71,16 @@ def test_roi_is_clipped_to_the_volume():
     ct = sitk.Image(20, 20, 20, sitk.sitkInt16)
     box = box_on_image(Box((0, 0, 0), (20, 20, 20)), ct, ct, margin_mm=50.0)
     assert box == Box((0, 0, 0), (20, 20, 20))
+
+
+def test_models_see_the_same_anatomy_whatever_the_storage_order(shared_data):
+    from LiverTumorSegLib.io import read_image
+    from LiverTumorSegLib.manifest import ModelManifest
+    from LiverTumorSegLib.preprocess import to_model_grid
+    from LiverTumorSegLib.windowing import Normalization
+
+    m = ModelManifest("t", "liver", "1", "", "", {0: "background"}, (3.0, 3.0, 3.0), (8, 8, 8), Normalization(-1, 1, 0, 1))
+    ct = read_image(shared_data / "totalseg_example/ct.nii.gz")  # stored RAS-wise
+    flipped = sitk.Flip(ct, [True, True, False])  # the same physical image stored LPS-wise
+    a, b = (sitk.GetArrayFromImage(to_model_grid(im, m)) for im in (ct, flipped))
+    np.testing.assert_allclose(a, b, atol=1e-3)
