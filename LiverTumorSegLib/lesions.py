@@ -19,11 +19,11 @@ def _voxels_to_lps(geometry: Geometry, ijk: np.ndarray) -> np.ndarray:
 
 
 def _max_pairwise(points: np.ndarray) -> float:
-    """Largest distance between any two of (N, 2|3) points, via their convex hull."""
+    """Largest distance between any two of (N, 2) points, via their convex hull."""
     if len(points) < 2:
         return 0.0
     try:
-        points = points[ConvexHull(points[:, :2] if points.shape[1] == 2 else points).vertices]
+        points = points[ConvexHull(points).vertices]
     except (QhullError, ValueError):
         pass  # collinear or too few points: use them all
     diff = points[:, None, :] - points[None, :, :]
@@ -31,14 +31,18 @@ def _max_pairwise(points: np.ndarray) -> float:
 
 
 def longest_axial_diameter_mm(component_zyx: np.ndarray, geometry: Geometry) -> float:
-    """Longest edge-to-edge extent (mm) of a lesion within any single axial (z) slice."""
+    """Longest edge-to-edge extent (mm) of a lesion within any single axial (z) slice.
+
+    In-plane distances are measured in the slice's own (i, j) plane scaled by the spacing, which
+    equals patient-space distance for any orthonormal (also oblique) direction.
+    """
     corners = np.array([(dx, dy) for dx in (-0.5, 0.5) for dy in (-0.5, 0.5)])
+    scale = np.array(geometry.spacing[:2])
     best = 0.0
     for z in np.flatnonzero(component_zyx.any(axis=(1, 2))):
         jj, ii = np.nonzero(component_zyx[z])
         pts = (np.stack([ii, jj], 1)[:, None, :] + corners[None]).reshape(-1, 2)
-        ijk = np.column_stack([pts, np.full(len(pts), z)])
-        best = max(best, _max_pairwise(_voxels_to_lps(geometry, ijk)))
+        best = max(best, _max_pairwise(np.unique(pts, axis=0) * scale))
     return best
 
 

@@ -23,8 +23,8 @@ def check_shape(image: sitk.Image, cfg: InputCheckConfig) -> None:
     extent = size * np.array(image.GetSpacing())
     if size.min() < cfg.min_voxels_per_axis or extent.min() < cfg.min_extent_mm:
         raise InvalidInputError(
-            f"volume too small to contain a liver: {tuple(size)} voxels, "
-            f"{tuple(np.round(extent, 1))} mm (need ≥ {cfg.min_voxels_per_axis} voxels and ≥ {cfg.min_extent_mm} mm per axis)"
+            f"volume too small to contain a liver: {tuple(int(s) for s in size)} voxels, "
+            f"{tuple(round(float(e), 1) for e in extent)} mm (need ≥ {cfg.min_voxels_per_axis} voxels and ≥ {cfg.min_extent_mm} mm per axis)"
         )
     if size.prod() > cfg.max_voxels:
         raise InvalidInputError(f"volume too large: {int(size.prod()):,} voxels (limit {cfg.max_voxels:,})")

@@ -54,3 +54,9 @@ def test_lesions_are_numbered_largest_first():
 def test_axial_diameter_ignores_extent_along_z():
     comp = np.zeros((30, 5, 5), bool); comp[:, 2, 2] = True  # a 30 mm long needle along z, 1 voxel wide
     assert longest_axial_diameter_mm(comp, Geometry((1.0, 1.0, 1.0))) == pytest.approx(np.sqrt(2), abs=1e-6)
+
+
+def test_a_large_single_slice_lesion_is_measured_exactly():
+    comp = np.zeros((3, 120, 120), bool); comp[1, 10:110, 10:110] = True  # 100 x 100 voxel square
+    d = longest_axial_diameter_mm(comp, Geometry((0.7, 0.7, 2.0)))
+    assert d == pytest.approx(np.hypot(70.0, 70.0), abs=1e-6)
