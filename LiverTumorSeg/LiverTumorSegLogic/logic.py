@@ -1,0 +1,184 @@
+"""LiverTumorSegLogic: segment CT volume nodes into editable Liver / Liver tumor segments (no GUI needed)."""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
+
+from . import batch, nodes
+from .background import Progress
+from .dependencies import requireDependencies
+
+if TYPE_CHECKING:
+    import SimpleITK as sitk
+    from LiverTumorSegLib import SegmentationResult, Volume
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How to run the cascade: device ("auto" | "cpu" | "cuda"), fast mode, liver only, smallest lesion kept."""
+
+    device: str = "auto"
+    fast: bool = False
+    liverOnly: bool = False
+    minLesionMm3: float | None = None  # None: the library's default
+
+
+class LiverTumorSegLogic:
+    """Liver and liver-tumor segmentation of CT volume nodes, usable from Slicer's Python console.
+
+    The logic raises the library's typed exceptions (LiverTumorSegLib.errors) and never shows dialogs.
+    Example::
+
+        logic = LiverTumorSegLogic()
+        segmentationNode = logic.process(slicer.util.getNode("CT"))
+    """
+
+    def process(self, volumeNode, segmentationNode=None, device: str = "auto", fast: bool = False,
+                liverOnly: bool = False, minLesionMm3: float | None = None, progress: Progress | None = None,
+                cancel: threading.Event | None = None, replaceSegments: bool = False):
+        """Segment the liver and liver tumors of a CT volume node; return the segmentation node.
+
+        Can be used without GUI widget. By default a new segmentation node is created; segments
+        "Liver" / "Liver tumor" of an existing `segmentationNode` are overwritten only with
+        `replaceSegments=True`. Also creates a lesion table node (see `lesionTableNode`).
+        `progress(fraction, message)` reports each stage; setting `cancel` stops within about a second
+        with CancelledError. Bad input raises InvalidInputError / NotCTError; in every error case the
+        scene is left as it was.
+        """
+        options = RunOptions(device, fast, liverOnly, minLesionMm3)
+        self.checkOutput(segmentationNode, replaceSegments, liverOnly)
+        result = self.segmentVolume(self.volumeFromNode(volumeNode), options, progress, cancel)
+        return self.applyResult(volumeNode, result, segmentationNode, replaceSegments, liverOnly)
+
+    def processFiles(self, inputPaths: Sequence[str | Path], outputDir: str | Path, overwrite: bool = False,
+                     device: str = "auto", fast: bool = False, liverOnly: bool = False,
+                     minLesionMm3: float | None = None, progress: Progress | None = None,
+                     cancel: threading.Event | None = None) -> list[batch.CaseReport]:
+        """Segment CT files, DICOM series folders or folders of CT files into `outputDir`.
+
+        Writes `<case>.seg.nrrd` (segments "Liver" / "Liver tumor") and `<case>_lesions.csv` per case.
+
+        Can be used without GUI widget. Cases whose outputs exist are skipped unless `overwrite`;
+        a failing case is reported and the batch goes on. Returns one CaseReport per input (status
+        "done", "skipped" or "failed"; "cancelled" for the case a cancel interrupted, which ends the
+        batch). Nodes created on the way are removed again.
+        """
+        options = RunOptions(device, fast, liverOnly, minLesionMm3)
+        return batch.processFiles(self, inputPaths, Path(outputDir), options, overwrite, progress, cancel)
+
+    def volumeFromNode(self, volumeNode) -> "Volume":
+        """The node's voxels (z, y, x) and geometry as a library Volume; InvalidInputError if unusable."""
+        requireDependencies()
+        return nodes.volumeFromNode(volumeNode)
+
+    def segmentVolume(self, volume: "Volume | sitk.Image", options: RunOptions = RunOptions(),
+                      progress: Progress | None = None, cancel: threading.Event | None = None) -> "SegmentationResult":
+        """Run the library's cascade on a Volume or SimpleITK image (touches no MRML: safe in a worker thread)."""
+        requireDependencies()
+        from LiverTumorSegLib import segment
+
+        return segment(volume, device=options.device, fast=options.fast, liver_only=options.liverOnly,
+                       min_lesion_mm3=options.minLesionMm3, progress=progress, cancel=cancel)
+
+    def checkOutput(self, segmentationNode, replaceSegments: bool, liverOnly: bool = False) -> None:
+        """Raise OutputExistsError when writing would overwrite segments and `replaceSegments` is False."""
+        if segmentationNode is None or replaceSegments:
+            return
+        from LiverTumorSegLib.errors import OutputExistsError
+
+        clash = sorted(set(nodes.segmentNames(segmentationNode)) & {s.name for s in self.segmentSpecs(liverOnly)})
+        if clash:
+            raise OutputExistsError(
+                f"segmentation '{segmentationNode.GetName()}' already has segment(s) {', '.join(clash)}; "
+                "segment into a new segmentation, or pass replaceSegments=True to overwrite them (manual edits are lost)")
+
+    def applyResult(self, volumeNode, result: "SegmentationResult", segmentationNode=None,
+                    replaceSegments: bool = False, liverOnly: bool = False):
+        """Put a result computed on `volumeNode`'s voxels into a (new) segmentation node and its lesion table."""
+        from LiverTumorSegLib.errors import InvalidInputError
+
+        nodes.checkVolumeNode(volumeNode)
+        self.checkOutput(segmentationNode, replaceSegments, liverOnly)
+        if result.labels.shape != nodes.arrayShape(volumeNode):
+            raise InvalidInputError(f"volume '{volumeNode.GetName()}' changed size while it was being segmented")
+        if segmentationNode is not None and segmentationNode.GetScene() is not volumeNode.GetScene():
+            raise InvalidInputError(f"segmentation '{segmentationNode.GetName()}' is not in the volume's scene")
+        created = []
+        try:
+            if segmentationNode is None:
+                segmentationNode = nodes.createSegmentationNode(volumeNode)
+                created.append(segmentationNode)
+            elif set(nodes.segmentNames(segmentationNode)) <= {s.name for s in self.segmentSpecs(False)}:
+                nodes.adoptVolumeGeometry(segmentationNode, volumeNode)
+            if segmentationNode.GetTransformNodeID() != volumeNode.GetTransformNodeID():
+                raise InvalidInputError(f"segmentation '{segmentationNode.GetName()}' and volume '{volumeNode.GetName()}' "
+                                        "are under different transforms; segment into a new segmentation")
+            self._writeResult(volumeNode, result, segmentationNode, liverOnly, created)
+        except Exception:
+            nodes.removeNodes(created)
+            raise
+        return segmentationNode
+
+    def _writeResult(self, volumeNode, result: "SegmentationResult", segmentationNode, liverOnly: bool,
+                     created: list) -> None:
+        """Write segments, lesion table and summary attributes (new nodes are appended to `created`)."""
+        ijkToRas = nodes.ijkToRas(volumeNode)
+        for spec in self.segmentSpecs(liverOnly):
+            nodes.writeSegment(segmentationNode, spec, result.labels == spec.label, ijkToRas)
+        tableNode = nodes.lesionTableNode(segmentationNode)
+        if tableNode is None:
+            tableNode = nodes.lesionTableNode(segmentationNode, create=True)
+            created.append(tableNode)
+            nodes.placeBeside(tableNode, volumeNode)
+        nodes.fillLesionTable(tableNode, result.lesions)
+        nodes.storeSummary(segmentationNode, result)
+
+    @staticmethod
+    def segmentSpecs(liverOnly: bool = False) -> list:
+        """The library's segment specs (name, colour, SNOMED CT codes) this run writes."""
+        from LiverTumorSegLib import LIVER
+        from LiverTumorSegLib.terminology import SEGMENTS
+
+        return [spec for spec in SEGMENTS if spec.label == LIVER or not liverOnly]
+
+    @staticmethod
+    def lesionTableNode(segmentationNode):
+        """The lesion table node written with this segmentation node (None if there is none)."""
+        return nodes.lesionTableNode(segmentationNode)
+
+    @staticmethod
+    def resultSummary(segmentationNode) -> dict[str, str]:
+        """Liver volume, tumor volume and burden, lesion count, device, seconds and warnings of the last run."""
+        return nodes.readSummary(segmentationNode)
+
+    @staticmethod
+    def lesionCentroid(segmentationNode, lesionId: int, volumeNode=None) -> tuple[float, float, float]:
+        """World RAS position (mm) of a lesion's centroid, for jumping slice views to it."""
+        return nodes.lesionCentroidWorld(nodes.lesionTableNode(segmentationNode), lesionId, volumeNode)
+
+    @staticmethod
+    def presetNames() -> list[str]:
+        """Names of the library's HU window presets ("liver", "abdomen", ...)."""
+        from LiverTumorSegLib import PRESETS
+
+        return list(PRESETS)
+
+    def applyWindowPreset(self, volumeNode, presetName: str) -> None:
+        """Set the volume's display window/level to a library preset such as "liver" or "abdomen"."""
+        from LiverTumorSegLib import PRESETS
+        from LiverTumorSegLib.errors import InvalidInputError
+
+        if presetName not in PRESETS:
+            raise InvalidInputError(f"unknown window preset '{presetName}' (have {', '.join(PRESETS)})")
+        nodes.checkVolumeNode(volumeNode)
+        nodes.applyWindow(volumeNode, PRESETS[presetName])
+
+    @staticmethod
+    def availableDevices() -> list[str]:
+        """Devices ONNX Runtime can use here: ["cpu"] or ["cpu", "cuda"]."""
+        requireDependencies()
+        from LiverTumorSegLib.runtime import available_devices
+
+        return available_devices()
