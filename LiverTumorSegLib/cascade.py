@@ -12,7 +12,7 @@ import SimpleITK as sitk
 
 from .config import SegmentationConfig
 from .errors import CancelledError
-from .postprocess import compose_labels, largest_component
+from .postprocess import compose_labels, implausible_liver, largest_component
 from .preprocess import canonical, liver_roi, model_input, to_model_grid
 from .resample import resample_ct, resample_like
 from .roi import Box
@@ -55,8 +55,8 @@ class Reporter:
 
 
 def run_model(ct: sitk.Image, model: Model, cfg: SegmentationConfig, progress: Progress, rep: Reporter,
-              spacing: tuple[float, float, float] | None = None) -> sitk.Image:
-    """Softmax probabilities of `model` on `ct`, as a vector image on the model grid."""
+              spacing: tuple[float, float, float] | None = None) -> tuple[sitk.Image, sitk.Image]:
+    """(CT on the model grid, softmax probabilities of `model` as a vector image on that grid)."""
     m = model.manifest
     grid = to_model_grid(ct, m) if spacing is None else resample_ct(canonical(ct), spacing)
     probs = predict_probabilities(
@@ -66,7 +66,7 @@ def run_model(ct: sitk.Image, model: Model, cfg: SegmentationConfig, progress: P
     )
     out = sitk.GetImageFromArray(np.moveaxis(probs, 0, -1), isVector=True)
     out.CopyInformation(grid)
-    return out
+    return grid, out
 
 
 def channel(probs: sitk.Image, index: int) -> sitk.Image:
@@ -74,18 +74,24 @@ def channel(probs: sitk.Image, index: int) -> sitk.Image:
     return sitk.VectorIndexSelectionCast(probs, index, sitk.sitkFloat32)
 
 
-def liver_stage(ct: sitk.Image, liver: Model, cfg: SegmentationConfig, rep: Reporter) -> tuple[sitk.Image, Box | None]:
-    """Stage 1: liver probability on the coarse grid, and the ROI box on the input grid (None: no liver)."""
+def liver_stage(ct: sitk.Image, liver: Model, cfg: SegmentationConfig, rep: Reporter) -> tuple[sitk.Image, Box | None, str | None]:
+    """Stage 1: liver probability on the coarse grid, the ROI box on the input grid, and why there is none."""
     log.info("stage 1 (liver): %s at %s mm", liver.manifest.name, liver.manifest.spacing)
-    probs = run_model(ct, liver, cfg, rep.sub(0.05, 0.35, "liver"), rep)
+    grid_ct, probs = run_model(ct, liver, cfg, rep.sub(0.05, 0.35, "liver"), rep)
     p_liver = channel(probs, liver.manifest.class_index("liver"))
     mask = largest_component(sitk.GetArrayViewFromImage(p_liver) > 0.5)
+    pp = cfg.postprocess
+    why = implausible_liver(mask, sitk.GetArrayViewFromImage(grid_ct), float(np.prod(grid_ct.GetSpacing())) / 1000,
+                            pp.min_liver_ml, pp.liver_median_hu) if mask.any() else "no liver voxel above 0.5"
     rep.lap("stage1_liver")
+    if why:
+        log.info("no liver: %s", why)
+        return p_liver, None, why
     mask_img = sitk.GetImageFromArray(mask.astype(np.uint8))
     mask_img.CopyInformation(p_liver)
-    box = liver_roi(mask_img, ct, liver.manifest.roi_margin_mm) if mask.any() else None
+    box = liver_roi(mask_img, ct, liver.manifest.roi_margin_mm)
     rep.lap("roi")
-    return p_liver, box
+    return p_liver, box, None
 
 
 def tumor_stage(ct_roi: sitk.Image, tumor: Model, cfg: SegmentationConfig, rep: Reporter,
@@ -93,7 +99,7 @@ def tumor_stage(ct_roi: sitk.Image, tumor: Model, cfg: SegmentationConfig, rep: 
     """Stage 2 inside the ROI: (tumor probability, liver ∪ tumor probability or None) on its grid."""
     spacing = coarse_spacing if cfg.fast else None
     log.info("stage 2 (tumor): %s at %s mm on a %s-voxel ROI", tumor.manifest.name, spacing or tumor.manifest.spacing, ct_roi.GetSize())
-    probs = run_model(ct_roi, tumor, cfg, rep.sub(0.4, 0.85, "tumor"), rep, spacing=spacing)
+    _, probs = run_model(ct_roi, tumor, cfg, rep.sub(0.4, 0.85, "tumor"), rep, spacing=spacing)
     m = tumor.manifest
     p_tumor = channel(probs, m.class_index("tumor"))
     p_fg = channel(probs, m.class_index("liver")) + p_tumor if "liver" in m.classes.values() else None
@@ -109,10 +115,10 @@ def to_roi_grid(prob: sitk.Image, reference: sitk.Image) -> np.ndarray:
 def cascade(ct: sitk.Image, liver: Model, tumor: Model | None, cfg: SegmentationConfig, rep: Reporter) -> tuple[np.ndarray, list[str]]:
     """Label map (z, y, x) uint8 on the grid of `ct` (0/1/2), and warnings."""
     labels = np.zeros(ct.GetSize()[::-1], dtype=np.uint8)
-    p_liver, box = liver_stage(ct, liver, cfg, rep)
+    p_liver, box, why = liver_stage(ct, liver, cfg, rep)
     if box is None:
         rep.lap("resample_back")
-        return labels, ["no liver found in this image: the label map is empty"]
+        return labels, [f"no liver found in this image ({why}): the label map is empty"]
     ct_roi = box.crop(ct)
     p_fg = to_roi_grid(p_liver, ct_roi)
     p_tumor = np.zeros_like(p_fg)

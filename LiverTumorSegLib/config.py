@@ -40,6 +40,10 @@ class PostprocessConfig:
     min_lesion_mm3: float = 50.0  # tumor components smaller than this are dropped
     keep_largest_liver: bool = True
     fill_liver_holes: bool = True
+    # A stage-1 liver candidate is rejected ("no liver found") when it is smaller than this or its median
+    # intensity is not liver tissue (fatty liver ~ -30 HU ... enhanced liver ~ 200 HU): air, fat or bone is no liver.
+    min_liver_ml: float = 30.0
+    liver_median_hu: tuple[float, float] = (-60.0, 250.0)
 
 
 @dataclass(frozen=True)

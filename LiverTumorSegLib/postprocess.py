@@ -54,3 +54,15 @@ def compose_labels(
     labels[fg] = LIVER
     labels[tumor] = TUMOR
     return labels
+
+
+def implausible_liver(mask: np.ndarray, hu: np.ndarray, voxel_ml: float, min_ml: float,
+                      median_hu: tuple[float, float]) -> str | None:
+    """Why a liver candidate (boolean mask over an HU array) is not a liver, or None if it may be one."""
+    volume = float(mask.sum()) * voxel_ml
+    if volume < min_ml:
+        return f"liver candidate of {volume:.1f} ml is below the {min_ml:g} ml minimum"
+    median = float(np.median(hu[mask]))
+    if not median_hu[0] <= median <= median_hu[1]:
+        return f"liver candidate has median {median:.0f} HU, outside liver tissue's {median_hu[0]:g}..{median_hu[1]:g} HU"
+    return None

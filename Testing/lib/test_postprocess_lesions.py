@@ -60,3 +60,12 @@ def test_a_large_single_slice_lesion_is_measured_exactly():
     comp = np.zeros((3, 120, 120), bool); comp[1, 10:110, 10:110] = True  # 100 x 100 voxel square
     d = longest_axial_diameter_mm(comp, Geometry((0.7, 0.7, 2.0)))
     assert d == pytest.approx(np.hypot(70.0, 70.0), abs=1e-6)
+
+
+def test_liver_candidates_of_air_fat_or_specks_are_rejected_and_liver_tissue_is_not():
+    from LiverTumorSegLib.postprocess import implausible_liver
+    mask = np.zeros((10, 10, 10), bool); mask[2:8, 2:8, 2:8] = True  # 216 voxels of 27 ml at 3 mm
+    for hu, expected in [(-1000, "median -1000 HU"), (-100, "median -100 HU"), (700, "median 700 HU")]:
+        assert expected in implausible_liver(mask, np.full(mask.shape, hu), 0.027, 1.0, (-60, 250))
+    assert implausible_liver(mask, np.full(mask.shape, 60), 0.027, 1.0, (-60, 250)) is None
+    assert "below the 30 ml minimum" in implausible_liver(mask, np.full(mask.shape, 60), 0.027, 30.0, (-60, 250))
