@@ -130,6 +130,8 @@ class TrainLoopConfig:
     batch_size: int = 2
     fg_prob: float = 0.67  # fraction of patches centred on a foreground voxel
     fg_class_probs: list[float] = field(default_factory=list)  # over classes 1..C-1; empty = uniform
+    hard_negative_prob: float = 0.0  # fraction of patches centred on background voxels with soft-tissue HU
+    hard_negative_hu: tuple[float, float] = (-50.0, 200.0)  # (muscle, bowel, kidney: what tumors are mistaken for)
     val_every: int = 1
     early_stop_patience: int = 0  # epochs without improvement; 0 = off
     seed: int = 0

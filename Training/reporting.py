@@ -51,16 +51,26 @@ def best_slice(ref: np.ndarray, pred: np.ndarray) -> int:
     return ref.shape[0] // 2
 
 
-def save_overlay(hu: np.ndarray, ref: np.ndarray, pred: np.ndarray, spacing_xyz, path: Path, title: str) -> None:
+def radiological(slice_yx: np.ndarray, direction: tuple[float, ...] | None) -> np.ndarray:
+    """An axial slice flipped so that anterior is up and the patient's right is on the left (axis-aligned grids)."""
+    if direction is None:
+        return slice_yx
+    out = slice_yx[:, ::-1] if direction[0] < 0 else slice_yx
+    return out[::-1, :] if direction[4] < 0 else out
+
+
+def save_overlay(hu: np.ndarray, ref: np.ndarray, pred: np.ndarray, spacing_xyz, path: Path, title: str,
+                 direction: tuple[float, ...] | None = None) -> None:
     """CT slice in the liver window with reference (green/yellow) and predicted (red/magenta) contours."""
     z = best_slice(ref, pred)
-    img = apply_window(hu[z], PRESETS["liver"])
+    hu, ref, pred = (radiological(a[z], direction) for a in (hu, ref, pred))
+    img = apply_window(hu, PRESETS["liver"])
     aspect = spacing_xyz[1] / spacing_xyz[0]
     fig, ax = plt.subplots(figsize=(6, 6 * img.shape[0] * aspect / img.shape[1] + 0.5))
     ax.imshow(img, cmap="gray", aspect=aspect, vmin=0, vmax=1)
     for arr, colors, style in ((ref, ("lime", "yellow"), "-"), (pred, ("red", "magenta"), "--")):
         for cls, color in zip((1, 2), colors):
-            mask = (arr[z] >= cls) if cls == 1 else (arr[z] == cls)
+            mask = (arr >= cls) if cls == 1 else (arr == cls)
             if mask.any():
                 ax.contour(mask.astype(float), levels=[0.5], colors=color, linewidths=1.2, linestyles=style)
     ax.set_title(f"{title}  z={z}\nreference: green liver / yellow tumor; prediction: red / magenta (dashed)", fontsize=8)

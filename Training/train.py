@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from . import distributed as D
 from .checkpoint import load_checkpoint, save_checkpoint
-from .config import Config, load_config, save_config, to_dict
+from .config import Config, from_dict, load_config, save_config, to_dict
 from .data.adapters import list_cases
 from .data.cache import build_cache, load_cached
 from .data.sampler import PatchDataset
@@ -36,7 +36,7 @@ class RunState:
     """What a checkpoint restores besides weights."""
 
     epoch: int = 0  # epochs completed
-    best_metric: float = -1.0
+    best_metric: float = float("-inf")
     best_epoch: int = -1
     stale_epochs: int = 0
     history: list[dict] = field(default_factory=list)
@@ -118,16 +118,34 @@ def run_validation(model, val_cases, cfg: Config, device, out_dir: Path, epoch: 
         if k < cfg.train.overlays:
             path = out_dir / "overlays" / f"epoch{epoch + 1:03d}_{case.case_id}.png"
             save_overlay(np.asarray(case.image), np.asarray(case.labels), pred, case.geometry.spacing, path,
-                         f"{case.case_id} epoch {epoch + 1}")
+                         f"{case.case_id} epoch {epoch + 1}", case.geometry.direction)
     return {f"val_{k}": float(np.mean([r[k] for r in rows])) for k in rows[0]}
 
 
+RESUMABLE_CHANGES = {"train.epochs", "train.progress", "train.resume", "train.threads", "train.workers",
+                     "train.out_dir", "data.cache_workers", "data.cache_dir"}
+
+
+def config_changes(old: dict, new: dict, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two nested config dicts."""
+    keys = []
+    for k in sorted(set(old) | set(new)):
+        a, b, name = old.get(k), new.get(k), f"{prefix}{k}"
+        keys += config_changes(a, b, name + ".") if isinstance(a, dict) and isinstance(b, dict) else [name] * (a != b)
+    return keys
+
+
 def resume_state(out_dir: Path, model, opt, sched, cfg: Config) -> RunState:
-    """Restore from `last.pt` when resuming is enabled and it exists."""
+    """Restore from `last.pt` when resuming is enabled and it exists (refusing a run with other settings)."""
     path = out_dir / "last.pt"
     if not (cfg.train.resume and path.is_file()):
         return RunState()
     ckpt = load_checkpoint(path)
+    saved = to_dict(from_dict(Config, ckpt["config"]))  # settings added since then take their defaults
+    changed = [k for k in config_changes(saved, to_dict(cfg)) if k not in RESUMABLE_CHANGES]
+    if changed:
+        raise ValueError(f"{path} was trained with other settings ({', '.join(changed)}): "
+                         "use another train.out_dir, or train.resume=false to start over")
     model.load_state_dict(ckpt["model"])
     opt.load_state_dict(ckpt["optimizer"])
     if sched is not None and ckpt.get("scheduler"):

@@ -14,6 +14,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from LiverTumorSegLib.geometry import same_grid
+from LiverTumorSegLib.io import read_image
 from LiverTumorSegLib.resample import resample_labels
 
 from ..config import SourceConfig
@@ -38,20 +39,6 @@ class Case:
     tumors_annotated: bool = True
     split: str = ""  # optional fixed split from the source (train | val | test)
     source: str = ""
-
-
-def read_image(path: str | Path) -> sitk.Image:
-    """A volume file, or the largest DICOM series in a folder."""
-    path = Path(path)
-    if not path.is_dir():
-        return sitk.ReadImage(str(path))
-    reader = sitk.ImageSeriesReader()
-    series = reader.GetGDCMSeriesIDs(str(path))
-    if not series:
-        raise FileNotFoundError(f"no DICOM series in {path}")
-    files = max((reader.GetGDCMSeriesFileNames(str(path), s) for s in series), key=len)
-    reader.SetFileNames(files)
-    return reader.Execute()
 
 
 def _mapped(part: LabelPart, arr: np.ndarray) -> np.ndarray:

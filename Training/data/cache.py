@@ -13,7 +13,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from LiverTumorSegLib.geometry import Geometry
-from LiverTumorSegLib.preprocess import stage2_case, to_model_grid
+from LiverTumorSegLib.preprocess import PREPROCESSING_VERSION, stage2_case, to_model_grid
 from LiverTumorSegLib.resample import resample_labels
 
 from ..config import StageConfig
@@ -36,7 +36,7 @@ class CachedCase:
 
 def settings_key(stage: StageConfig) -> str:
     """Hash of every setting that changes the preprocessed arrays."""
-    d = {"v": CACHE_VERSION, "stage": stage.stage, "spacing": list(stage.spacing), "roi": stage.roi_margin_mm}
+    d = {"v": CACHE_VERSION, "pre": PREPROCESSING_VERSION, "stage": stage.stage, "spacing": list(stage.spacing), "roi": stage.roi_margin_mm}
     return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
 

@@ -13,13 +13,19 @@ from .cache import CachedCase
 AIR_HU = -1024
 
 
-def foreground_index(labels: np.ndarray, classes: int, seed: int, limit: int = 100_000) -> dict[int, np.ndarray]:
-    """Up to `limit` voxel coordinates (z, y, x) per foreground class present in `labels`."""
+def foreground_index(labels: np.ndarray, classes: int, seed: int, limit: int = 100_000,
+                     hu: np.ndarray | None = None, hard_hu: tuple[float, float] = (-50.0, 200.0)) -> dict[int, np.ndarray]:
+    """Up to `limit` voxel coordinates (z, y, x) per foreground class present in `labels`; with `hu`,
+    key 0 holds background voxels whose HU lies in `hard_hu` (hard negatives)."""
     rng = np.random.default_rng(seed)
-    out = {}
     labels = np.minimum(np.asarray(labels), classes - 1)  # liver stage: tumor counts as liver
-    for c in range(1, classes):
-        idx = np.argwhere(labels == c)
+    masks = {c: labels == c for c in range(1, classes)}
+    if hu is not None:
+        hu = np.asarray(hu)
+        masks[0] = (labels == 0) & (hu >= hard_hu[0]) & (hu <= hard_hu[1])
+    out = {}
+    for c, mask in masks.items():
+        idx = np.argwhere(mask)
         if len(idx) > limit:
             idx = idx[rng.choice(len(idx), limit, replace=False)]
         if len(idx):
@@ -43,7 +49,9 @@ class PatchDataset(Dataset):
     def __init__(self, cases: list[CachedCase], cfg: Config, length: int, rank: int = 0) -> None:
         self.cases, self.cfg, self.length, self.rank, self.epoch = cases, cfg, length, rank, 0
         self.n_classes = len(cfg.stage.classes)
-        self.fg = [foreground_index(c.labels, self.n_classes, cfg.train.seed) for c in cases]
+        hard = cfg.train.hard_negative_prob > 0
+        self.fg = [foreground_index(c.labels, self.n_classes, cfg.train.seed, hu=c.image if hard else None,
+                                    hard_hu=cfg.train.hard_negative_hu) for c in cases]
         self.patch = tuple(cfg.stage.train_patch_size)
         self.context = context_size(self.patch, cfg.augment)
         self.transform = build_augmentation(cfg.augment, self.patch)
@@ -57,10 +65,13 @@ class PatchDataset(Dataset):
         return self.length
 
     def _center(self, k: int, rng: np.random.Generator) -> np.ndarray:
-        """Patch centre: a foreground voxel with probability fg_prob, else uniform in the volume."""
+        """Patch centre: a hard-negative voxel, a foreground voxel, or uniform, with the configured probabilities."""
         fg, shape = self.fg[k], np.array(self.cases[k].image.shape)
-        if fg and rng.random() < self.cfg.train.fg_prob:
-            classes = sorted(fg)
+        u = rng.random()
+        if 0 in fg and u < self.cfg.train.hard_negative_prob:
+            return fg[0][rng.integers(len(fg[0]))]
+        if u < self.cfg.train.hard_negative_prob + self.cfg.train.fg_prob and any(c > 0 for c in fg):
+            classes = sorted(c for c in fg if c > 0)
             p = self.cfg.train.fg_class_probs
             probs = np.array([p[c - 1] if p else 1.0 for c in classes], dtype=float)
             c = classes[rng.choice(len(classes), p=probs / probs.sum())]
