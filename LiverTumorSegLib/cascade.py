@@ -74,8 +74,9 @@ def channel(probs: sitk.Image, index: int) -> sitk.Image:
     return sitk.VectorIndexSelectionCast(probs, index, sitk.sitkFloat32)
 
 
-def liver_stage(ct: sitk.Image, liver: Model, cfg: SegmentationConfig, rep: Reporter) -> tuple[sitk.Image, Box | None, str | None]:
-    """Stage 1: liver probability on the coarse grid, the ROI box on the input grid, and why there is none."""
+def liver_stage(ct: sitk.Image, liver: Model, cfg: SegmentationConfig, rep: Reporter,
+                margin_mm: float) -> tuple[sitk.Image, Box | None, str | None]:
+    """Stage 1: liver probability on the coarse grid, the ROI box (+ `margin_mm`) on the input grid, and why there is none."""
     log.info("stage 1 (liver): %s at %s mm", liver.manifest.name, liver.manifest.spacing)
     grid_ct, probs = run_model(ct, liver, cfg, rep.sub(0.05, 0.35, "liver"), rep)
     p_liver = channel(probs, liver.manifest.class_index("liver"))
@@ -89,7 +90,7 @@ def liver_stage(ct: sitk.Image, liver: Model, cfg: SegmentationConfig, rep: Repo
         return p_liver, None, why
     mask_img = sitk.GetImageFromArray(mask.astype(np.uint8))
     mask_img.CopyInformation(p_liver)
-    box = liver_roi(mask_img, ct, liver.manifest.roi_margin_mm)
+    box = liver_roi(mask_img, ct, margin_mm)
     rep.lap("roi")
     return p_liver, box, None
 
@@ -115,7 +116,9 @@ def to_roi_grid(prob: sitk.Image, reference: sitk.Image) -> np.ndarray:
 def cascade(ct: sitk.Image, liver: Model, tumor: Model | None, cfg: SegmentationConfig, rep: Reporter) -> tuple[np.ndarray, list[str]]:
     """Label map (z, y, x) uint8 on the grid of `ct` (0/1/2), and warnings."""
     labels = np.zeros(ct.GetSize()[::-1], dtype=np.uint8)
-    p_liver, box, why = liver_stage(ct, liver, cfg, rep)
+    # The ROI margin is the one the tumor model was trained with (stage-2 crops must match training).
+    margin = (tumor or liver).manifest.roi_margin_mm
+    p_liver, box, why = liver_stage(ct, liver, cfg, rep, margin)
     if box is None:
         rep.lap("resample_back")
         return labels, [f"no liver found in this image ({why}): the label map is empty"]
