@@ -11,7 +11,8 @@ import numpy as np
 import SimpleITK as sitk
 
 from .cascade import Reporter, cascade
-from .config import InputCheckConfig, PostprocessConfig, RuntimeConfig, SegmentationConfig, models_dir
+from .config import RuntimeConfig, SegmentationConfig
+from .config import models_dir as resolve_models_dir
 from .geometry import Geometry, Volume
 from .io import read_image
 from .lesions import measure_lesions, organ_volumes_ml, slices_with_tumor
@@ -65,7 +66,7 @@ def segment(image: ImageLike, *, device: str = "auto", fast: bool = False, liver
     warnings = check_ct(ct, hu, cfg.checks)
     rep.lap("read_and_check")
     rep.report(0.03, "loading models")
-    folder = models_dir_for(cfg)
+    folder = resolve_models_dir(cfg.models_dir)  # the `models_dir` argument shadows the function here
     liver = load_model(folder, "liver", cfg.runtime)
     tumor = None if cfg.liver_only else load_model(folder, "tumor", cfg.runtime)
     rep.lap("load_models")
@@ -79,11 +80,6 @@ def segment(image: ImageLike, *, device: str = "auto", fast: bool = False, liver
         log.warning(w)
     log.info("segmented %s voxels in %.2f s: %s", "x".join(map(str, ct.GetSize())), sum(result.timings.values()), result.summary())
     return result
-
-
-def models_dir_for(cfg: SegmentationConfig) -> Path:
-    """The models folder this configuration uses."""
-    return models_dir(cfg.models_dir)
 
 
 def _result(labels: np.ndarray, hu: np.ndarray, geometry: Geometry, warnings: list[str], device: str) -> SegmentationResult:

@@ -8,8 +8,9 @@ import logging
 import os
 import tempfile
 import zlib
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 import numpy as np
 import SimpleITK as sitk
@@ -123,20 +124,22 @@ def _atomic_target(path: Path, overwrite: bool) -> Path:
     return Path(tmp)
 
 
-def _commit(tmp: Path, path: Path) -> None:
-    """Move a finished temp file into place (atomic on one filesystem)."""
-    os.replace(tmp, path)
+@contextmanager
+def _atomic_write(path: Path, overwrite: bool) -> Iterator[Path]:
+    """Yield a temp path beside `path`; on success move it into place, on failure delete it."""
+    tmp = _atomic_target(path, overwrite)
+    try:
+        yield tmp
+        os.replace(tmp, path)  # atomic on one filesystem
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def write_image(image: sitk.Image, path: Path, *, overwrite: bool = False) -> Path:
     """Write `image` to `path` (compressed) atomically; refuse to replace a file unless `overwrite`."""
     path = Path(path)
-    tmp = _atomic_target(path, overwrite)
-    try:
+    with _atomic_write(path, overwrite) as tmp:
         sitk.WriteImage(image, str(tmp), True)
-        _commit(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 
@@ -165,28 +168,20 @@ def write_table(rows: list[dict], csv_path: Path, *, overwrite: bool = False, ex
     csv_path = Path(csv_path)
     json_path = csv_path.with_suffix(".json")
     fields = list(rows[0]) if rows else ["id"]
-    tmp = _atomic_target(csv_path, overwrite)
-    try:
-        with open(tmp, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=fields)
-            writer.writeheader()
-            writer.writerows(rows)
-        _commit(tmp, csv_path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with _atomic_write(csv_path, overwrite) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
     write_json({**(extra or {}), "lesions": rows}, json_path, overwrite=overwrite)
     return csv_path, json_path
 
 
 def write_json(data: dict, path: Path, *, overwrite: bool = False) -> Path:
     """Write `data` as indented JSON atomically."""
-    tmp = _atomic_target(Path(path), overwrite)
-    try:
+    path = Path(path)
+    with _atomic_write(path, overwrite) as tmp:
         tmp.write_text(json.dumps(data, indent=2, default=float) + "\n")
-        _commit(tmp, Path(path))
-    finally:
-        tmp.unlink(missing_ok=True)
-    return Path(path)
+    return path
 
 
 def expand_inputs(inputs: Iterable[str | Path]) -> list[Path]:
