@@ -5,34 +5,55 @@ import logging
 import threading
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Union
 
 import numpy as np
 import SimpleITK as sitk
 
 from .cascade import Reporter, cascade
-from .config import RuntimeConfig, SegmentationConfig
+from .config import FAST_MODEL_SET, RuntimeConfig, SegmentationConfig
 from .config import models_dir as resolve_models_dir
 from .geometry import Geometry, Volume
+from .errors import InvalidInputError
 from .io import read_image
 from .lesions import measure_lesions, organ_volumes_ml, slices_with_tumor
+from .model_sets import SETS_FILE, ModelSet, resolve_model_set
 from .result import SegmentationResult
-from .runtime import load_model
+from .runtime import Model, load_model_file
 from .validation import check_ct
 
 log = logging.getLogger(__name__)
-ImageLike = sitk.Image | Volume | str | Path
+ImageLike = Union[sitk.Image, Volume, str, Path]  # typing.Union: evaluated at import, Python 3.9 (Slicer 5.8)
 
 
 def make_config(*, device: str = "auto", fast: bool = False, liver_only: bool = False,
                 min_lesion_mm3: float | None = None, threads: int | None = None, force: bool = False,
-                models_dir: str | Path | None = None, base: SegmentationConfig | None = None) -> SegmentationConfig:
+                models_dir: str | Path | None = None, model_set: str | None = None,
+                base: SegmentationConfig | None = None) -> SegmentationConfig:
     """A SegmentationConfig from the keyword options of `segment` (over `base` when given)."""
     cfg = base or SegmentationConfig()
     post = cfg.postprocess if min_lesion_mm3 is None else replace(cfg.postprocess, min_lesion_mm3=float(min_lesion_mm3))
     return replace(cfg, runtime=RuntimeConfig(device=device, threads=threads), postprocess=post,
                    checks=replace(cfg.checks, force=force), fast=fast, liver_only=liver_only,
-                   models_dir=Path(models_dir) if models_dir else cfg.models_dir)
+                   models_dir=Path(models_dir) if models_dir else cfg.models_dir,
+                   model_set=model_set or cfg.model_set)
+
+
+def selected_model_set(cfg: SegmentationConfig) -> ModelSet:
+    """The model set a config asks for: `model_set`, else "fast" with `fast`, else the folder's default."""
+    folder = resolve_models_dir(cfg.models_dir)
+    name = cfg.model_set or (FAST_MODEL_SET if cfg.fast else None)
+    if name == FAST_MODEL_SET and cfg.model_set is None and not (folder / SETS_FILE).is_file():
+        name = None  # a single-set custom folder: there is only one set to run
+    return resolve_model_set(folder, name)
+
+
+def load_models(cfg: SegmentationConfig) -> tuple[ModelSet, Model, Model | None]:
+    """(set, liver model, tumor model or None with liver_only / a liver-only set), checksums verified."""
+    mset = selected_model_set(cfg)
+    liver = load_model_file(mset.liver, cfg.runtime, "liver")
+    tumor = None if cfg.liver_only or mset.tumor is None else load_model_file(mset.tumor, cfg.runtime, "tumor")
+    return mset, liver, tumor
 
 
 def _as_sitk(image: ImageLike) -> sitk.Image:
@@ -46,18 +67,20 @@ def _as_sitk(image: ImageLike) -> sitk.Image:
 
 def segment(image: ImageLike, *, device: str = "auto", fast: bool = False, liver_only: bool = False,
             min_lesion_mm3: float | None = None, threads: int | None = None, force: bool = False,
-            models_dir: str | Path | None = None, config: SegmentationConfig | None = None,
+            models_dir: str | Path | None = None, model_set: str | None = None,
+            config: SegmentationConfig | None = None,
             progress: Callable[[float, str], None] | None = None,
-            cancel: threading.Event | None = None) -> SegmentationResult:
+            cancel: threading.Event | None = None, liver_mask: ImageLike | None = None) -> SegmentationResult:
     """Liver (1) and tumor (2) label map of a CT in HU, on the exact input grid, with lesion measurements.
 
     `image` is a SimpleITK image, a Volume ((z, y, x) array + geometry) or a path (file or DICOM folder).
     `progress(fraction, message)` is called through every stage; setting `cancel` stops the run
-    within about a second with CancelledError. Raises InvalidInputError / NotCTError for unusable
-    input and ModelError for missing or tampered models.
+    within about a second with CancelledError. `liver_mask` (same grid as the image, non-zero = liver,
+    e.g. a corrected liver) replaces the liver stage: only tumors are segmented, inside it. Raises
+    InvalidInputError / NotCTError for unusable input and ModelError for missing or tampered models.
     """
     cfg = make_config(device=device, fast=fast, liver_only=liver_only, min_lesion_mm3=min_lesion_mm3,
-                      threads=threads, force=force, models_dir=models_dir, base=config)
+                      threads=threads, force=force, models_dir=models_dir, model_set=model_set, base=config)
     rep = Reporter(progress, cancel)
     rep.report(0.0, "reading")
     ct = _as_sitk(image)
@@ -66,13 +89,14 @@ def segment(image: ImageLike, *, device: str = "auto", fast: bool = False, liver
     warnings = check_ct(ct, hu, cfg.checks)
     rep.lap("read_and_check")
     rep.report(0.03, "loading models")
-    folder = resolve_models_dir(cfg.models_dir)  # the `models_dir` argument shadows the function here
-    liver = load_model(folder, "liver", cfg.runtime)
-    tumor = None if cfg.liver_only else load_model(folder, "tumor", cfg.runtime)
+    mset, liver, tumor = load_models(cfg)
     rep.lap("load_models")
-    labels, more = cascade(ct, liver, tumor, cfg, rep)
+    given = _given_liver(liver_mask, ct)
+    labels, more = cascade(ct, liver, tumor, cfg, rep, liver_mask=given)
     rep.report(0.95, "measuring lesions")
     result = _result(labels, hu, geometry, warnings + more, liver.device)
+    result.model_set = mset.name
+    result.models = {m.manifest.stage: f"{m.manifest.name} {m.manifest.version}" for m in (liver, tumor) if m is not None}
     rep.lap("lesions")
     result.timings = dict(rep.timings)
     rep.report(1.0, "done")
@@ -90,6 +114,21 @@ def _result(labels: np.ndarray, hu: np.ndarray, geometry: Geometry, warnings: li
         liver_volume_ml=liver_ml, tumor_volume_ml=tumor_ml, slice_has_tumor=slices_with_tumor(labels),
         warnings=warnings, device=device,
     )
+
+
+def _given_liver(liver_mask: ImageLike | None, ct: sitk.Image) -> sitk.Image | None:
+    """A given liver mask as an image on the CT's grid, or None; InvalidInputError on another grid."""
+    if liver_mask is None:
+        return None
+    mask = _as_sitk(liver_mask) if not isinstance(liver_mask, np.ndarray) else sitk.GetImageFromArray(liver_mask.astype(np.uint8))
+    if mask.GetSize() != ct.GetSize():
+        raise InvalidInputError(f"the liver mask has {mask.GetSize()} voxels, the CT {ct.GetSize()}: they must share one grid")
+    if isinstance(liver_mask, np.ndarray):
+        mask.CopyInformation(ct)
+    elif not (np.allclose(mask.GetSpacing(), ct.GetSpacing(), rtol=1e-4) and np.allclose(mask.GetOrigin(), ct.GetOrigin(), atol=1e-3)
+              and np.allclose(mask.GetDirection(), ct.GetDirection(), atol=1e-5)):
+        raise InvalidInputError("the liver mask and the CT have different spacing, origin or direction")
+    return mask
 
 
 def segment_file(path: str | Path, **kwargs) -> SegmentationResult:

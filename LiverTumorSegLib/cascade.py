@@ -9,12 +9,13 @@ from typing import Callable
 
 import numpy as np
 import SimpleITK as sitk
+from scipy import ndimage
 
 from .config import SegmentationConfig
-from .errors import CancelledError
+from .errors import CancelledError, ModelError
 from .postprocess import compose_labels, implausible_liver, largest_component
-from .preprocess import canonical, liver_roi, model_input, to_model_grid
-from .resample import resample_ct, resample_like
+from .preprocess import liver_mask_input, liver_roi, model_input, to_model_grid
+from .resample import resample_like
 from .roi import Box
 from .runtime import Model
 from .sliding_window import predict_probabilities
@@ -54,15 +55,33 @@ class Reporter:
         return lambda f, msg: self.report(start + (end - start) * f, f"{label}: {msg}")
 
 
+def pad_value(manifest) -> float:
+    """Normalised value fed to a network outside the image: the manifest's, else that of air (-1024 HU)."""
+    if manifest.pad_value is not None:
+        return float(manifest.pad_value)
+    return float(manifest.normalization(np.array([-1024.0]))[0])
+
+
 def run_model(ct: sitk.Image, model: Model, cfg: SegmentationConfig, progress: Progress, rep: Reporter,
-              spacing: tuple[float, float, float] | None = None) -> tuple[sitk.Image, sitk.Image]:
-    """(CT on the model grid, softmax probabilities of `model` as a vector image on that grid)."""
+              liver_prob: sitk.Image | None = None) -> tuple[sitk.Image, sitk.Image]:
+    """(CT on the model grid, class probabilities of `model` as a vector image on that grid).
+
+    `liver_prob` (stage-1 liver probability, any grid) is used by models whose manifest asks for the CT
+    to be masked outside the liver.
+    """
     m = model.manifest
-    grid = to_model_grid(ct, m) if spacing is None else resample_ct(canonical(ct), spacing)
+    grid = to_model_grid(ct, m)
+    x = model_input(grid, m)
+    if m.liver_mask is not None:
+        if liver_prob is None:
+            raise ModelError(f"model '{m.name}' needs the stage-1 liver to mask its input")
+        liver = sitk.GetArrayFromImage(resample_like(liver_prob, grid, interpolator=sitk.sitkLinear, default=0.0)) > 0.5
+        x = liver_mask_input(x, liver, m)
+    overlap = cfg.window.overlap if m.tile_overlap is None else m.tile_overlap
     probs = predict_probabilities(
-        model_input(grid, m), model.run, m.patch_size,
-        overlap=cfg.window.overlap, sigma_fraction=cfg.window.gaussian_sigma,
-        pad_value=float(m.normalization(np.array([-1024.0]))[0]), cancel=rep.cancel, progress=progress,
+        x, model.run, m.patch_for(x.shape), output_crop=m.output_crop, activation=m.output_activation,
+        overlap=overlap, sigma_fraction=cfg.window.gaussian_sigma, pad_value=pad_value(m),
+        cancel=rep.cancel, progress=progress,
     )
     out = sitk.GetImageFromArray(np.moveaxis(probs, 0, -1), isVector=True)
     out.CopyInformation(grid)
@@ -74,13 +93,25 @@ def channel(probs: sitk.Image, index: int) -> sitk.Image:
     return sitk.VectorIndexSelectionCast(probs, index, sitk.sitkFloat32)
 
 
+def liver_candidate(p_liver: np.ndarray, opening_voxels: int) -> np.ndarray:
+    """Largest component of `p_liver > 0.5`, after an opening by `opening_voxels` (18-connected steps) if > 0."""
+    mask = p_liver > 0.5
+    if opening_voxels <= 0 or not mask.any():
+        return largest_component(mask)
+    structure = ndimage.iterate_structure(ndimage.generate_binary_structure(3, 2), opening_voxels)
+    core = largest_component(ndimage.binary_erosion(mask, structure=structure))
+    return ndimage.binary_dilation(core, structure=structure) & mask
+
+
 def liver_stage(ct: sitk.Image, liver: Model, cfg: SegmentationConfig, rep: Reporter,
                 margin_mm: float) -> tuple[sitk.Image, Box | None, str | None]:
-    """Stage 1: liver probability on the coarse grid, the ROI box (+ `margin_mm`) on the input grid, and why there is none."""
+    """Stage 1: liver probability on the coarse grid (zero outside the kept candidate), the ROI box (+ `margin_mm`)
+    on the input grid, and why there is none."""
     log.info("stage 1 (liver): %s at %s mm", liver.manifest.name, liver.manifest.spacing)
     grid_ct, probs = run_model(ct, liver, cfg, rep.sub(0.05, 0.35, "liver"), rep)
     p_liver = channel(probs, liver.manifest.class_index("liver"))
-    mask = largest_component(sitk.GetArrayViewFromImage(p_liver) > 0.5)
+    p = sitk.GetArrayFromImage(p_liver)
+    mask = liver_candidate(p, liver.manifest.liver_opening_voxels)
     pp = cfg.postprocess
     why = implausible_liver(mask, sitk.GetArrayViewFromImage(grid_ct), float(np.prod(grid_ct.GetSpacing())) / 1000,
                             pp.min_liver_ml, pp.liver_median_hu) if mask.any() else "no liver voxel above 0.5"
@@ -88,20 +119,21 @@ def liver_stage(ct: sitk.Image, liver: Model, cfg: SegmentationConfig, rep: Repo
     if why:
         log.info("no liver: %s", why)
         return p_liver, None, why
+    kept = sitk.GetImageFromArray(np.where(mask, p, 0.0).astype(np.float32))
+    kept.CopyInformation(p_liver)
     mask_img = sitk.GetImageFromArray(mask.astype(np.uint8))
     mask_img.CopyInformation(p_liver)
     box = liver_roi(mask_img, ct, margin_mm)
     rep.lap("roi")
-    return p_liver, box, None
+    return kept, box, None
 
 
 def tumor_stage(ct_roi: sitk.Image, tumor: Model, cfg: SegmentationConfig, rep: Reporter,
-                coarse_spacing: tuple[float, float, float]) -> tuple[sitk.Image, sitk.Image | None]:
+                p_liver: sitk.Image) -> tuple[sitk.Image, sitk.Image | None]:
     """Stage 2 inside the ROI: (tumor probability, liver ∪ tumor probability or None) on its grid."""
-    spacing = coarse_spacing if cfg.fast else None
-    log.info("stage 2 (tumor): %s at %s mm on a %s-voxel ROI", tumor.manifest.name, spacing or tumor.manifest.spacing, ct_roi.GetSize())
-    _, probs = run_model(ct_roi, tumor, cfg, rep.sub(0.4, 0.85, "tumor"), rep, spacing=spacing)
     m = tumor.manifest
+    log.info("stage 2 (tumor): %s at %s mm on a %s-voxel ROI", m.name, m.spacing, ct_roi.GetSize())
+    _, probs = run_model(ct_roi, tumor, cfg, rep.sub(0.4, 0.85, "tumor"), rep, liver_prob=p_liver)
     p_tumor = channel(probs, m.class_index("tumor"))
     p_fg = channel(probs, m.class_index("liver")) + p_tumor if "liver" in m.classes.values() else None
     rep.lap("stage2_tumor")
@@ -113,12 +145,29 @@ def to_roi_grid(prob: sitk.Image, reference: sitk.Image) -> np.ndarray:
     return sitk.GetArrayFromImage(resample_like(prob, reference, interpolator=sitk.sitkLinear, default=0.0))
 
 
-def cascade(ct: sitk.Image, liver: Model, tumor: Model | None, cfg: SegmentationConfig, rep: Reporter) -> tuple[np.ndarray, list[str]]:
-    """Label map (z, y, x) uint8 on the grid of `ct` (0/1/2), and warnings."""
+def given_liver_stage(ct: sitk.Image, liver_mask: sitk.Image, margin_mm: float) -> tuple[sitk.Image, Box | None, str | None]:
+    """Stage 1 replaced by a liver mask on the input grid (e.g. a corrected segmentation): as `liver_stage`."""
+    mask = sitk.Cast(liver_mask > 0, sitk.sitkUInt8)
+    mask.CopyInformation(ct)
+    if not sitk.GetArrayViewFromImage(mask).any():
+        return mask, None, "the given liver mask is empty"
+    return sitk.Cast(mask, sitk.sitkFloat32), liver_roi(mask, ct, margin_mm), None
+
+
+def cascade(ct: sitk.Image, liver: Model | None, tumor: Model | None, cfg: SegmentationConfig, rep: Reporter,
+            liver_mask: sitk.Image | None = None) -> tuple[np.ndarray, list[str]]:
+    """Label map (z, y, x) uint8 on the grid of `ct` (0/1/2), and warnings.
+
+    With `liver_mask` (input grid, non-zero = liver) stage 1 is skipped and the tumor stage runs inside it.
+    """
     labels = np.zeros(ct.GetSize()[::-1], dtype=np.uint8)
     # The ROI margin is the one the tumor model was trained with (stage-2 crops must match training).
     margin = (tumor or liver).manifest.roi_margin_mm
-    p_liver, box, why = liver_stage(ct, liver, cfg, rep, margin)
+    if liver_mask is not None:
+        p_liver, box, why = given_liver_stage(ct, liver_mask, margin)
+        rep.lap("stage1_liver")
+    else:
+        p_liver, box, why = liver_stage(ct, liver, cfg, rep, margin)
     if box is None:
         rep.lap("resample_back")
         return labels, [f"no liver found in this image ({why}): the label map is empty"]
@@ -126,7 +175,7 @@ def cascade(ct: sitk.Image, liver: Model, tumor: Model | None, cfg: Segmentation
     p_fg = to_roi_grid(p_liver, ct_roi)
     p_tumor = np.zeros_like(p_fg)
     if tumor is not None and not cfg.liver_only:
-        t_prob, t_fg = tumor_stage(ct_roi, tumor, cfg, rep, liver.manifest.spacing)
+        t_prob, t_fg = tumor_stage(ct_roi, tumor, cfg, rep, p_liver)
         rep.report(0.85, "resampling to the input grid")
         p_tumor = to_roi_grid(t_prob, ct_roi)
         if t_fg is not None:

@@ -17,6 +17,9 @@ def models_dir(override: str | Path | None = None) -> Path:
     return Path(env) if env else DEFAULT_MODELS_DIR
 
 
+FAST_MODEL_SET = "fast"
+
+
 @dataclass(frozen=True)
 class RuntimeConfig:
     """Where and how the networks run."""
@@ -64,6 +67,7 @@ class SegmentationConfig:
     window: SlidingWindowConfig = field(default_factory=SlidingWindowConfig)
     postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
     checks: InputCheckConfig = field(default_factory=InputCheckConfig)
-    fast: bool = False  # run the tumor stage at the liver stage's coarse spacing
+    fast: bool = False  # use the "fast" model set (when `model_set` is not given)
     liver_only: bool = False  # skip the tumor stage
     models_dir: Path | None = None
+    model_set: str | None = None  # a set named in the models folder's sets.json; None = its default

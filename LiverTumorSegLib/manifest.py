@@ -6,6 +6,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from .errors import ModelError
 from .windowing import Normalization
 
@@ -18,7 +20,21 @@ class ModelManifest:
 
     `spacing` is (x, y, z) mm; `patch_size` is (z, y, x) voxels; `classes` maps output channel
     index to name (channel 0 is background). The network takes (N, 1, z, y, x) float32 normalised
-    CT and returns (N, C, z, y, x) logits.
+    CT in canonical LPS axis order and returns (N, C, z', y', x') logits.
+
+    Optional fields (defaults describe the project's own U-Nets) let a third-party network travel with
+    everything inference needs: `output_activation` "softmax" (C channels) or "sigmoid" (one channel,
+    the probability of `classes[1]`); `output_crop` (z, y, x) voxels that a network with "valid"
+    convolutions loses on each side (its output is the centred crop of its input patch);
+    `pad_value` (normalised units) outside the image, default the normalised value of air;
+    `tile_overlap` overriding the run's sliding-window overlap; `median_prefilter` {"spacing": (x, y, z)
+    mm, "size": voxels} smoothing the CT before resampling to `spacing`; `liver_mask` {"dilation_voxels": n,
+    "fill_value": v}: a tumor network sees the CT only inside the stage-1 liver dilated by n voxels
+    (18-connected steps) and `v` (normalised) elsewhere; `liver_opening_voxels` erodes the stage-1
+    liver mask before its largest component is taken and dilates it back (cuts thin leaks);
+    `flexible_patch`: a fully convolutional network accepts any input of `multiple * k + offset` voxels
+    per axis, so the engine sizes each run's patch to the volume (up to `max_voxels`, never below what
+    one patch covers) instead of tiling with `patch_size`.
     """
 
     name: str
@@ -36,6 +52,49 @@ class ModelManifest:
     metrics: dict = field(default_factory=dict)
     created: str = ""
     schema: int = MANIFEST_SCHEMA
+    output_activation: str = "softmax"
+    output_crop: tuple[int, int, int] = (0, 0, 0)
+    pad_value: float | None = None
+    tile_overlap: float | None = None
+    median_prefilter: dict | None = None
+    liver_mask: dict | None = None
+    liver_opening_voxels: int = 0
+    credit: dict = field(default_factory=dict)  # licence, citation, source of third-party weights
+    flexible_patch: dict | None = None  # {"multiple": (z, y, x), "offset": (z, y, x), "max_voxels": n}
+
+    def __post_init__(self) -> None:
+        """Reject settings inference could not honour."""
+        if self.output_activation not in ("softmax", "sigmoid"):
+            raise ModelError(f"model '{self.name}': unknown output_activation '{self.output_activation}'")
+        if self.output_activation == "sigmoid" and len(self.classes) != 2:
+            raise ModelError(f"model '{self.name}': a sigmoid model has exactly two classes (background and one)")
+        if any(c < 0 or 2 * c >= p for c, p in zip(self.output_crop, self.patch_size)):
+            raise ModelError(f"model '{self.name}': output_crop {self.output_crop} does not fit patch {self.patch_size}")
+
+    def patch_for(self, volume_zyx: tuple[int, ...]) -> tuple[int, int, int]:
+        """Input patch (z, y, x) to tile a volume with: `patch_size`, or with `flexible_patch` the smallest
+        valid patch whose output covers the volume, shrunk along its longest axis until it fits `max_voxels`."""
+        rule = self.flexible_patch
+        if not rule:
+            return self.patch_size
+        mult, off = rule["multiple"], rule["offset"]
+
+        def valid(n: int, axis: int) -> int:  # smallest valid input size >= n
+            return off[axis] + mult[axis] * max(0, -(-(n - off[axis]) // mult[axis]))
+
+        patch = [valid(v + 2 * c, a) for a, (v, c) in enumerate(zip(volume_zyx, self.output_crop))]
+        while int(np.prod(patch)) > int(rule["max_voxels"]):
+            axis = int(np.argmax([p - 2 * c for p, c in zip(patch, self.output_crop)]))
+            smaller = patch[axis] - mult[axis]
+            if smaller - 2 * self.output_crop[axis] <= 0:
+                break
+            patch[axis] = smaller
+        return tuple(int(p) for p in patch)
+
+    @property
+    def output_size(self) -> tuple[int, int, int]:
+        """(z, y, x) voxels of one output patch: the input patch less `output_crop` on both sides."""
+        return tuple(p - 2 * c for p, c in zip(self.patch_size, self.output_crop))
 
     def class_index(self, name: str) -> int:
         """Output channel of the class called `name`."""
@@ -59,6 +118,8 @@ class ModelManifest:
         d["classes"] = {int(k): v for k, v in d["classes"].items()}
         d["spacing"] = tuple(float(s) for s in d["spacing"])
         d["patch_size"] = tuple(int(s) for s in d["patch_size"])
+        if "output_crop" in d:
+            d["output_crop"] = tuple(int(s) for s in d["output_crop"])
         return cls(**d)
 
 

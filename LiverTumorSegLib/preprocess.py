@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import SimpleITK as sitk
+from scipy import ndimage
 
 from .manifest import ModelManifest
 from .resample import resample_ct, resample_labels
@@ -19,8 +20,28 @@ def canonical(image: sitk.Image) -> sitk.Image:
 
 
 def to_model_grid(ct: sitk.Image, manifest: ModelManifest) -> sitk.Image:
-    """CT (HU) in canonical LPS axis order, resampled to the model's spacing, float32."""
-    return resample_ct(canonical(ct), manifest.spacing)
+    """CT (HU) in canonical LPS axis order, resampled to the model's spacing, float32.
+
+    With a `median_prefilter` in the manifest, the CT is first resampled to that spacing and median
+    filtered there (pyliverlesionseg's liver network was trained on CTs smoothed so).
+    """
+    image = canonical(ct)
+    pre = manifest.median_prefilter
+    if pre:
+        image = sitk.Median(resample_ct(image, pre["spacing"]), [int(pre["size"]) // 2] * 3)
+    return resample_ct(image, manifest.spacing)
+
+
+def liver_mask_input(x: np.ndarray, liver: np.ndarray, manifest: ModelManifest) -> np.ndarray:
+    """Normalised input `x` with `fill_value` outside `liver` dilated by the manifest's `liver_mask` voxels."""
+    spec = manifest.liver_mask
+    steps = int(spec.get("dilation_voxels", 0))
+    if steps:
+        structure = ndimage.iterate_structure(ndimage.generate_binary_structure(3, 2), steps)
+        liver = ndimage.binary_dilation(liver, structure=structure)
+    out = np.array(x, dtype=np.float32, copy=True)
+    out[~liver] = np.float32(spec["fill_value"])
+    return out
 
 
 def model_input(ct_on_model_grid: sitk.Image, manifest: ModelManifest) -> np.ndarray:

