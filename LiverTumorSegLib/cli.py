@@ -60,6 +60,7 @@ def _add_predict(sub) -> None:
     """The `predict` sub-command: inputs, outputs, model options, run options."""
     pr = sub.add_parser("predict", help="segment CT files, folders of files, or DICOM series folders")
     _verbose_flag(pr, argparse.SUPPRESS)
+    pr.set_defaults(usage_error=pr.error)  # usage errors found after parsing show this sub-command's usage
     pr.add_argument("inputs", nargs="*", type=Path, help="CT files (.nii/.nii.gz/.nrrd/.nhdr/.mha/.mhd) or folders")
     pr.add_argument("--demo", action="store_true", help="segment the built-in demo CT")
     out = pr.add_argument_group("outputs")
@@ -108,12 +109,11 @@ def cli_words(message: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
-    parser = _parser()
-    args = parser.parse_args(argv)
+    args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         if args.command == "predict":
-            check_predict_args(parser, args)
+            check_predict_args(args)
         return {"predict": cmd_predict, "evaluate": cmd_evaluate, "info": cmd_info}[args.command](args)
     except KeyboardInterrupt:
         print("\ninterrupted: no partial outputs were written", file=sys.stderr)
@@ -123,16 +123,16 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-def check_predict_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+def check_predict_args(args: argparse.Namespace) -> None:
     """Usage errors found before any case runs (exit 2): output folder, device, models."""
     if args.output.exists() and not args.output.is_dir():
-        parser.error(f"-o/--output {args.output} is a file; give a folder for the outputs")
+        args.usage_error(f"-o/--output {args.output} is a file; give a folder for the outputs")
     try:
         resolve_device(args.device)
         stages = ("liver",) if args.liver_only else ("liver", "tumor")
         args.manifests = {stage: check_model(models_dir(args.models_dir), stage) for stage in stages}
     except LiverTumorSegError as exc:
-        parser.error(str(exc))
+        args.usage_error(str(exc))
 
 
 def check_model(folder: Path, stage: str):
