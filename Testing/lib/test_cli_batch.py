@@ -76,6 +76,11 @@ def test_out_of_range_options_are_usage_errors(ct, tmp_path, bad, capsys):
 
 
 def test_verbose_works_after_the_subcommand_and_device_has_help(capsys):
+    from LiverTumorSegLib.cli import _parser
+
+    for argv in (["-v", "predict", "--demo", "-o", "x"], ["predict", "--demo", "-o", "x", "-v"], ["info", "-v"]):
+        assert _parser().parse_args(argv).verbose is True, argv
+    assert _parser().parse_args(["predict", "--demo", "-o", "x"]).verbose is False
     with pytest.raises(SystemExit):
         main(["predict", "-v", "--help"])
     text = capsys.readouterr().out

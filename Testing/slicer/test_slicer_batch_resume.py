@@ -1,9 +1,11 @@
 """Resuming a Slicer batch: the CLI's naming and completeness rules, so a half-written case is redone."""
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 from LiverTumorSegLib.outputs import SKIPPED, case_names
+from LiverTumorSegLib.result import lesion_columns
 from LiverTumorSegLogic.batch import caseNames
 
 
@@ -25,3 +27,11 @@ def test_a_case_with_only_one_of_its_two_outputs_is_redone_not_skipped(headless,
 
     (fourth,) = logic.processFiles([small_ct_path], tmp_path, liverOnly=True)
     assert fourth.status == SKIPPED and "overwrite=True" in fourth.message
+
+
+def test_an_empty_slicer_lesion_table_has_the_same_columns_as_the_cli_table(headless, logic, small_ct_path, tmp_path):
+    (report,) = logic.processFiles([small_ct_path], tmp_path, liverOnly=True)
+    with open(report.lesionsFile, newline="") as f:
+        assert next(csv.reader(f)) == lesion_columns()
+    schema = Path(report.lesionsFile).with_suffix(".schema.csv")  # Slicer's column types and units (README)
+    assert schema.is_file() and "volume_ml" in schema.read_text()
