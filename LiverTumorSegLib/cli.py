@@ -12,6 +12,8 @@ from pathlib import Path
 from . import __version__
 from .api import segment
 from .config import models_dir
+from .dicom_seg import SEG_SUFFIX
+from .dicom_sr import SR_SUFFIX
 from .errors import CancelledError, InvalidInputError, LiverTumorSegError, ModelError, OutputExistsError
 from .io import expand_inputs, read_image, seg_nrrd_image, write_image, write_table
 from .manifest import load_manifest, verified_onnx_path
@@ -20,7 +22,7 @@ from .result import SegmentationResult
 from .runtime import resolve_device
 
 log = logging.getLogger("livertumorseg")
-SUFFIX = {"nifti": "_seg.nii.gz", "seg.nrrd": ".seg.nrrd", "dicom-seg": "_seg.dcm"}
+SUFFIX = {"nifti": "_seg.nii.gz", "seg.nrrd": ".seg.nrrd", "dicom-seg": SEG_SUFFIX}
 DEVICES = ("auto", "cpu", "cuda")
 #: API keywords named in library messages, and the CLI flags that mean the same.
 CLI_WORDS = {"force=True": "--force", "overwrite=True": "--overwrite"}
@@ -66,7 +68,8 @@ def _add_predict(sub) -> None:
     out = pr.add_argument_group("outputs")
     out.add_argument("-o", "--output", type=Path, required=True, help="output folder")
     out.add_argument("--format", dest="formats", type=formats, default=["nifti"], metavar="FORMAT[,FORMAT]",
-                     help=f"label map format(s): {', '.join(SUFFIX)} (default nifti; dicom-seg needs DICOM series input)")
+                     help=f"label map format(s): {', '.join(SUFFIX)} (default nifti); dicom-seg, for DICOM series "
+                          "input, writes a DICOM SEG and a DICOM SR of the lesion measurements")
     out.add_argument("--overwrite", action="store_true", help="redo cases whose outputs exist (default: skip complete cases)")
     model = pr.add_argument_group("models")
     model.add_argument("--fast", action="store_true", help="tumor stage at the liver stage's coarse spacing")
@@ -151,6 +154,8 @@ def output_paths(out_dir: Path, case: str, fmts: list[str] | str) -> dict[str, P
     """Where one case's outputs go, by kind; the lesion JSON comes last (written last, it marks a complete case)."""
     fmts = [fmts] if isinstance(fmts, str) else fmts
     paths = {fmt: out_dir / f"{case}{SUFFIX[fmt]}" for fmt in fmts}
+    if "dicom-seg" in paths:  # the lesion measurements go to PACS too, as a report referencing the SEG
+        paths["dicom-sr"] = out_dir / f"{case}{SR_SUFFIX}"
     return {**paths, "lesions": out_dir / f"{case}_lesions.csv", "json": out_dir / f"{case}_lesions.json"}
 
 
@@ -226,8 +231,10 @@ def write_outputs(result: SegmentationResult, path: Path, case: str, paths: dict
     for fmt in (f for f in SUFFIX if f in paths):
         if fmt == "dicom-seg":
             from .dicom_seg import write_dicom_seg
+            from .dicom_sr import write_dicom_sr
 
             write_dicom_seg(result, path, paths[fmt], overwrite=overwrite)
+            write_dicom_sr(result, path, paths[fmt], paths["dicom-sr"], overwrite=overwrite)
         else:
             write_image(seg_nrrd_image(image) if fmt == "seg.nrrd" else image, paths[fmt], overwrite=overwrite)
     rows = [lesion.row() for lesion in result.lesions]
@@ -282,7 +289,7 @@ def summary_row(case: str, result: SegmentationResult, paths: dict[str, Path], l
     """One case's line of the summary table: numbers, and every file written."""
     summary = result.summary()
     tumor = "not run" if liver_only else "none found" if not result.lesions else str(summary["tumor_volume_ml"])
-    labels = [str(p) for k, p in paths.items() if k in SUFFIX]
+    labels = [str(p) for k, p in paths.items() if k in SUFFIX or k == "dicom-sr"]
     return {"case": case, "liver ml": str(summary["liver_volume_ml"]), "tumor ml": tumor,
             "burden %": "-" if liver_only else str(summary["tumor_burden_percent"]), "lesions": str(summary["lesions"]),
             "time s": str(summary["seconds"]), "labels": " ".join(labels),

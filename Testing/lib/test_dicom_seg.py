@@ -1,5 +1,6 @@
-"""DICOM SEG export for PACS: written by highdicom, referencing the source CT instances, decoding back onto the
-CT grid voxel for voxel, organised like the reference SEG of the shared data, and valid for dciodvfy."""
+"""DICOM SEG and SR export for PACS: written by highdicom, referencing the source CT instances, decoding back
+onto the CT grid voxel for voxel, organised like the reference SEG of the shared data, valid for dciodvfy;
+the SR's measurements match the lesion table and reference the SEG."""
 import copy
 import shutil
 import subprocess
@@ -140,7 +141,8 @@ def chaos_series(shared_data, tmp_path_factory):
 def test_predict_dicom_seg_round_trips_the_nifti_label_map_of_the_same_run(chaos_series, tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["predict", str(chaos_series), "-o", str(out), "--format", "nifti,dicom-seg", "--threads", "2"]) == 0
-    assert str(out / "chaos_dicom_seg.dcm") in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert str(out / "chaos_dicom_seg.dcm") in printed and str(out / "chaos_dicom_sr.dcm") in printed
     nifti = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "chaos_dicom_seg.nii.gz")))
     assert (nifti == 1).sum() > 10_000, "no liver found: the round trip would prove little"
     np.testing.assert_array_equal(read_dicom_seg_labels(out / "chaos_dicom_seg.dcm", chaos_series), nifti)
@@ -148,9 +150,54 @@ def test_predict_dicom_seg_round_trips_the_nifti_label_map_of_the_same_run(chaos
     sources = sorted(pydicom.dcmread(f, stop_before_pixels=True).SOPInstanceUID for f in chaos_series.iterdir())
     assert sorted(i.ReferencedSOPInstanceUID for i in seg.ReferencedSeriesSequence[0].ReferencedInstanceSequence) == sources
     assert seg.SegmentSequence[0].SegmentationAlgorithmIdentificationSequence[0].AlgorithmName == "livertumorseg-liver"
+    evidence = pydicom.dcmread(out / "chaos_dicom_sr.dcm").CurrentRequestedProcedureEvidenceSequence
+    assert seg.SOPInstanceUID in {i.ReferencedSOPInstanceUID for study in evidence
+                                  for s in study.ReferencedSeriesSequence for i in s.ReferencedSOPSequence}
 
 
 def test_predict_dicom_seg_refuses_a_non_dicom_input_clearly(shared_data, tmp_path, capsys):
     ct = shared_data / "totalseg_example/ct.nii.gz"
     assert main(["predict", str(ct), "-o", str(tmp_path), "--format", "dicom-seg", "--liver-only"]) == 1
     assert "needs a DICOM series" in capsys.readouterr().err and list(tmp_path.iterdir()) == []
+
+
+def _measured_result(series, labels) -> SegmentationResult:
+    """A result with the library's own lesion measurements of `labels` on the series' CT."""
+    from LiverTumorSegLib.lesions import measure_lesions, organ_volumes_ml
+
+    ct = read_image(series)
+    geometry = Geometry.of(ct)
+    liver_ml, tumor_ml = organ_volumes_ml(labels, geometry)
+    return SegmentationResult(labels=labels, geometry=geometry, lesions=measure_lesions(labels, sitk.GetArrayFromImage(ct), geometry),
+                              liver_volume_ml=liver_ml, tumor_volume_ml=tumor_ml, models=MODELS)
+
+
+def test_sr_reports_each_segment_and_lesion_and_references_the_seg(dcmqi, tmp_path):
+    import highdicom as hd
+
+    from LiverTumorSegLib.dicom_sr import write_dicom_sr
+
+    series, label_path, _ = dcmqi
+    labels = _dcmqi_labels_with_a_tumor(label_path)
+    labels[0, 200:206, 300:306] = 2  # a second lesion
+    result = _measured_result(series, labels)
+    assert len(result.lesions) == 2
+    seg_path = write_dicom_seg(result, series, tmp_path / "c_seg.dcm")
+    sr_path = write_dicom_sr(result, series, seg_path, tmp_path / "c_sr.dcm")
+    seg_uid = pydicom.dcmread(seg_path).SOPInstanceUID
+    report = hd.sr.srread(str(sr_path)).content
+    segments = report.get_volumetric_roi_measurement_groups()
+    assert [g.tracking_identifier for g in segments] == ["Liver", "Liver tumor"]
+    assert {g.referenced_segment.referenced_sop_instance_uid for g in segments} == {seg_uid}
+    assert [g.referenced_segment.referenced_segment_numbers for g in segments] == [[1], [2]]
+    tumor_ml = segments[1].get_measurements()[0]
+    assert tumor_ml.value == pytest.approx(result.tumor_volume_ml, abs=1e-3) and tumor_ml.unit.value == "ml"
+    lesions = report.get_image_measurement_groups()
+    assert [g.tracking_identifier for g in lesions] == ["Lesion 1", "Lesion 2"]
+    for group, lesion in zip(lesions, result.lesions):
+        values = {m.name.meaning: m.value for m in group.get_measurements()}
+        assert values == pytest.approx({"Volume": lesion.volume_ml, "Long axis": lesion.longest_axial_diameter_mm,
+                                        "Mean Attenuation Coefficient": lesion.mean_hu})
+    if shutil.which("dciodvfy"):
+        check = subprocess.run(["dciodvfy", str(sr_path)], capture_output=True, text=True).stderr
+        assert "Comprehensive3DSR" in check and "Error" not in check, check
