@@ -12,8 +12,8 @@ from pathlib import Path
 from . import __version__
 from .api import segment
 from .config import models_dir
-from .dicom_seg import SEG_SUFFIX
-from .dicom_sr import SR_SUFFIX
+from .dicom_seg import SEG_SUFFIX, write_dicom_seg
+from .dicom_sr import SR_SUFFIX, write_dicom_sr
 from .errors import CancelledError, InvalidInputError, LiverTumorSegError, ModelError, OutputExistsError
 from .io import expand_inputs, read_image, seg_nrrd_image, write_image, write_table
 from .manifest import load_manifest, verified_onnx_path
@@ -132,8 +132,8 @@ def check_predict_args(args: argparse.Namespace) -> None:
         args.usage_error(f"-o/--output {args.output} is a file; give a folder for the outputs")
     try:
         resolve_device(args.device)
-        stages = ("liver",) if args.liver_only else ("liver", "tumor")
-        args.manifests = {stage: check_model(models_dir(args.models_dir), stage) for stage in stages}
+        for stage in ("liver",) if args.liver_only else ("liver", "tumor"):
+            check_model(models_dir(args.models_dir), stage)
     except LiverTumorSegError as exc:
         args.usage_error(str(exc))
 
@@ -230,9 +230,6 @@ def write_outputs(result: SegmentationResult, path: Path, case: str, paths: dict
     image = result.label_image()
     for fmt in (f for f in SUFFIX if f in paths):
         if fmt == "dicom-seg":
-            from .dicom_seg import write_dicom_seg
-            from .dicom_sr import write_dicom_sr
-
             write_dicom_seg(result, path, paths[fmt], overwrite=overwrite)
             write_dicom_sr(result, path, paths[fmt], paths["dicom-sr"], overwrite=overwrite)
         else:

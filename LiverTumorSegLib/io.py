@@ -225,8 +225,10 @@ def expand_inputs(inputs: Iterable[str | Path]) -> list[Path]:
     out: list[Path] = []
     for p in map(Path, inputs):
         out.extend(_cases_in(p) if p.is_dir() else [p])
-    seen: set[Path] = set()
-    return [p for p in out if not (p.resolve() in seen or seen.add(p.resolve()))]
+    unique: dict[Path, Path] = {}
+    for p in out:
+        unique.setdefault(p.resolve(), p)  # the first spelling of each file or folder
+    return list(unique.values())
 
 
 def _cases_in(folder: Path) -> list[Path]:
