@@ -17,7 +17,7 @@ from .dicom_sr import SR_SUFFIX, write_dicom_sr
 from .errors import CancelledError, InvalidInputError, LiverTumorSegError, ModelError, OutputExistsError
 from .io import expand_inputs, read_image, seg_nrrd_image, write_image, write_table
 from .manifest import load_manifest, verified_onnx_path
-from .outputs import SKIPPED, case_names, existing, is_complete
+from .outputs import SKIPPED, case_names_in, existing, is_complete
 from .result import SegmentationResult
 from .runtime import resolve_device
 
@@ -249,7 +249,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         print("error: no inputs (give CT files or folders, or --demo)", file=sys.stderr)
         return 2
     rows, results, counts = [], [], {"done": 0, SKIPPED: 0, "failed": 0}
-    for path, case in zip(inputs, case_names(inputs)):
+    for path, case in zip(inputs, case_names_in(args.output, inputs)):
         try:
             status, result, paths = run_case(path, args, case)
         except LiverTumorSegError as exc:

@@ -4,6 +4,7 @@ One rule for the CLI and the Slicer batch (`processFiles`), so both name and res
 """
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 from .io import case_name
 
 SKIPPED = "skipped"  # the status word of a case whose outputs are complete already
+RECORD_SUFFIX = "_lesions.json"  # the CLI's per-case record: it names the input the case was made from
 
 
 def _qualified(path: Path, depth: int) -> str:
@@ -64,3 +66,28 @@ def is_complete(outputs: Iterable[Path]) -> bool:
     """True when every output of a case exists and is not empty: an earlier run finished it."""
     outputs = list(outputs)
     return bool(outputs) and all(Path(p).is_file() and Path(p).stat().st_size > 0 for p in outputs)
+
+
+def recorded_inputs(out_dir: str | Path) -> dict[Path, str]:
+    """Case names by input (resolved path) as recorded in the `<case>_lesions.json` files of an output folder."""
+    recorded: dict[Path, str] = {}
+    for path in sorted(Path(out_dir).glob(f"*{RECORD_SUFFIX}")) if Path(out_dir).is_dir() else []:
+        try:
+            source = json.loads(path.read_text()).get("input")
+        except (OSError, ValueError, AttributeError):
+            continue  # unreadable: that case is incomplete and will be redone
+        if source:
+            recorded.setdefault(Path(source).resolve(), path.name[: -len(RECORD_SUFFIX)])
+    return recorded
+
+
+def case_names_in(out_dir: str | Path, paths: Sequence[str | Path]) -> list[str]:
+    """`case_names`, stable across runs into one folder: an input recorded there keeps its recorded name,
+    and the others are named as if the recorded inputs were part of this run too."""
+    recorded = recorded_inputs(out_dir)
+    resolved = [Path(p).resolve() for p in paths]
+    others = [source for source in recorded if source not in set(resolved)]
+    names = case_names(list(paths) + others)[: len(paths)]
+    names = [recorded.get(r, n) for r, n in zip(resolved, names)]
+    taken = Counter(n.casefold() for n in names) + Counter(recorded[o].casefold() for o in others)
+    return [n if taken[n.casefold()] == 1 else f"{n}_{i + 1}" for i, n in enumerate(names)]

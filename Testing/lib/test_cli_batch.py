@@ -59,12 +59,32 @@ def test_only_the_json_left_from_an_earlier_run_is_redone_cleanly(ct, tmp_path, 
     assert sorted(p.name for p in out.iterdir()) == ["ct_lesions.csv", "ct_lesions.json", "ct_seg.nii.gz"]
 
 
-def test_outputs_of_another_input_with_the_same_name_are_neither_skipped_nor_replaced(ct, tmp_path, capsys):
+def test_case_names_stay_stable_across_runs_into_one_folder(ct, tmp_path, capsys):
+    a, b = _copy(ct, tmp_path / "A/ct.nii.gz"), _copy(ct, tmp_path / "B/ct.nii.gz")
     out = tmp_path / "out"
-    assert main(["predict", str(_copy(ct, tmp_path / "A/ct.nii.gz")), "-o", str(out), *LIVER_ONLY]) == 0
+    assert main(["predict", str(a), "-o", str(out), *LIVER_ONLY]) == 0
     before = (out / "ct_lesions.json").read_text()
-    assert main(["predict", str(_copy(ct, tmp_path / "B/ct.nii.gz")), "-o", str(out), *LIVER_ONLY]) == 1
-    assert "another input" in capsys.readouterr().err and (out / "ct_lesions.json").read_text() == before
+    capsys.readouterr()
+    assert main(["predict", str(a), str(b), "-o", str(out), *LIVER_ONLY]) == 0  # A keeps "ct"; B is told apart
+    assert "ct: skipped" in capsys.readouterr().err and (out / "ct_lesions.json").read_text() == before
+    assert json.loads((out / "B_ct_lesions.json").read_text())["input"] == str(b)
+    capsys.readouterr()
+    assert main(["predict", str(b), "-o", str(out), *LIVER_ONLY]) == 0  # alone, B still has its own name
+    assert "B_ct: skipped" in capsys.readouterr().err
+    assert not [p for p in out.iterdir() if p.name.startswith("A_")]
+
+
+def test_a_record_of_another_input_under_the_case_name_is_neither_skipped_nor_replaced(ct, tmp_path, capsys):
+    from LiverTumorSegLib.cli import output_paths, plan_case
+    from LiverTumorSegLib.errors import OutputExistsError
+
+    paths = output_paths(tmp_path, "ct", ["nifti"])
+    for p in paths.values():
+        p.write_text("{}")
+    paths["json"].write_text(json.dumps({"input": str(tmp_path / "elsewhere/ct.nii.gz")}))
+    with pytest.raises(OutputExistsError, match="another input"):
+        plan_case(ct, paths, overwrite=False)
+    assert paths["json"].read_text().startswith('{"input"')
 
 
 @pytest.mark.parametrize("bad", [["--threads", "0"], ["--threads", "-3"], ["--min-lesion-mm3", "-5"],
