@@ -67,8 +67,7 @@ def read_dicom_series(folder: Path) -> sitk.Image:
     """The largest DICOM series in `folder` as one 3-D image."""
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(dicom_series_files(folder))
-    with _quiet_itk():
-        return reader.Execute()
+    return reader.Execute()  # its warnings (e.g. missing slices) stay visible
 
 
 def _header(path: Path) -> sitk.ImageFileReader:
