@@ -71,7 +71,7 @@ def _add_predict(sub) -> None:
                      help=f"label map format(s): {', '.join(SUFFIX)} (default nifti); dicom-seg, for DICOM series "
                           "input, writes a DICOM SEG and a DICOM SR of the lesion measurements")
     out.add_argument("--overwrite", action="store_true", help="redo cases whose outputs exist (default: skip complete cases)")
-    model = pr.add_argument_group("models")
+    model = pr.add_argument_group("segmentation")  # model choice and what is kept
     model.add_argument("--fast", action="store_true", help="tumor stage at the liver stage's coarse spacing")
     model.add_argument("--liver-only", action="store_true", help="skip the tumor stage")
     model.add_argument("--models-dir", type=Path, default=None, help="folder with liver/tumor .onnx + .json")
