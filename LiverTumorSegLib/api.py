@@ -96,7 +96,8 @@ def segment(image: ImageLike, *, device: str = "auto", fast: bool = False, liver
     rep.report(0.95, "measuring lesions")
     result = _result(labels, hu, geometry, warnings + more, liver.device)
     result.model_set = mset.name
-    result.models = {m.manifest.stage: f"{m.manifest.name} {m.manifest.version}" for m in (liver, tumor) if m is not None}
+    result.models = {m.manifest.stage: {**model_identity(m.manifest), "model_set": mset.name}
+                     for m in (liver, tumor) if m is not None}
     rep.lap("lesions")
     result.timings = dict(rep.timings)
     rep.report(1.0, "done")
@@ -104,6 +105,14 @@ def segment(image: ImageLike, *, device: str = "auto", fast: bool = False, liver
         log.warning(w)
     log.info("segmented %s voxels in %.2f s: %s", "x".join(map(str, ct.GetSize())), sum(result.timings.values()), result.summary())
     return result
+
+
+def model_identity(manifest) -> dict[str, str]:
+    """Name and version of a model (and its model set, where the manifest names one) for reports and DICOM."""
+    identity = {"name": manifest.name, "version": manifest.version}
+    if getattr(manifest, "model_set", ""):
+        identity["model_set"] = str(manifest.model_set)
+    return identity
 
 
 def _result(labels: np.ndarray, hu: np.ndarray, geometry: Geometry, warnings: list[str], device: str) -> SegmentationResult:

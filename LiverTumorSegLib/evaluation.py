@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from .errors import EvaluationError
+from .errors import EvaluationError, OutputExistsError
 from .geometry import same_grid
-from .io import IMAGE_SUFFIXES, case_name, is_image_file, read_image
+from .io import IMAGE_SUFFIXES, atomic_write, case_name, is_image_file, read_image
 from .metrics import GlobalDice, evaluate_case
 
 Progress = Callable[[int, int, str], None]  # (cases done, cases in all, case id)
@@ -100,10 +100,18 @@ def evaluate_files(
         (pred_image, pred), (ref_image, ref) = _read_labels(pred_path), _read_labels(ref_path)
         _check_same_grid(pred_image, ref_image, pred_path, ref_path)
         case = case_id(pred_path)
-        rows.append({"case": case, **evaluate_case(pred, ref, ref_image.GetSpacing())})
+        rows.append({"case": case, **undefined_when_both_empty(evaluate_case(pred, ref, ref_image.GetSpacing()))})
         if progress:
             progress(done, len(pred_paths), case)
     return rows
+
+
+def undefined_when_both_empty(row: dict) -> dict:
+    """Dice and IoU of a structure absent from prediction and reference alike are undefined (nan), not 1.0."""
+    for structure in ("liver", "tumor"):
+        if row[f"{structure}_pred_voxels"] == row[f"{structure}_ref_voxels"] == 0:
+            row[f"{structure}_dice"] = row[f"{structure}_iou"] = float("nan")
+    return row
 
 
 def write_csv(rows: Sequence[dict], path: Path) -> Path:
@@ -121,7 +129,7 @@ def _summary_line(name: str, values: list[float]) -> str:
     """A markdown table row: metric | mean ± sd (sample sd, 0 for one case) | median | n (non-nan cases)."""
     finite = np.array([v for v in values if not math.isnan(v)], dtype=float)
     if finite.size == 0:
-        return f"| {name} | – | – | 0 |"
+        return f"| {name} | nan | nan | 0 |"
     sd = finite.std(ddof=1) if finite.size > 1 else 0.0
     digits = 4 if np.abs(finite).max() < 10 else 1  # scores and mm get 4 decimals, volumes and counts 1
     mean, median = f"{finite.mean():.{digits}f}", f"{np.median(finite):.{digits}f}"
@@ -142,7 +150,8 @@ def markdown_summary(rows: Sequence[dict]) -> str:
         for row in rows:
             total.add_counts(row[f"{structure}_intersection_voxels"], row[f"{structure}_pred_voxels"],
                              row[f"{structure}_ref_voxels"])
-        lines.append(f"- {structure}: {total.value:.4f}")
+        lines.append(f"- {structure}: {total.value:.4f}" if total.size_sum else
+                     f"- {structure}: nan (no {structure} in any prediction or reference)")
     lines += ["", "nan marks an undefined value (e.g. a surface distance with an empty mask); "
               "means, sd and medians skip it, and n counts the cases they are over."]
     return "\n".join(lines) + "\n"
@@ -152,12 +161,17 @@ def _kind(path: Path) -> str:
     return "folder" if path.is_dir() else "file" if path.is_file() else "missing"
 
 
-def run_evaluation(pred: Path, ref: Path, out_dir: Path, progress: Progress | None = None) -> tuple[Path, Path]:
+def run_evaluation(pred: Path, ref: Path, out_dir: Path, progress: Progress | None = None,
+                   overwrite: bool = False) -> tuple[Path, Path]:
     """Evaluate PRED against REF (two label files, or two folders matched by case id); write
-    `metrics.csv` (one row per case) and `summary.md` into `out_dir`, overwriting them,
-    and return both paths. This can be used without the CLI.
+    `metrics.csv` (one row per case) and `summary.md` into `out_dir` and return both paths.
+    Existing files there are refused (OutputExistsError, before any work) unless `overwrite`.
+    This can be used without the CLI.
     """
     pred, ref, out_dir = Path(pred), Path(ref), Path(out_dir)
+    csv_path, md_path = out_dir / "metrics.csv", out_dir / "summary.md"
+    if not overwrite and (found := [p for p in (csv_path, md_path) if p.exists()]):
+        raise OutputExistsError(f"output exists: {', '.join(map(str, found))} (use overwrite=True to replace it)")
     if _kind(pred) == _kind(ref) == "folder":
         pairs = pair_folders(pred, ref)
     elif _kind(pred) == _kind(ref) == "file":
@@ -166,8 +180,8 @@ def run_evaluation(pred: Path, ref: Path, out_dir: Path, progress: Progress | No
         raise EvaluationError(f"prediction and reference must both be files or both be folders: "
                          f"{pred} ({_kind(pred)}), {ref} ({_kind(ref)})")
     rows = evaluate_files([p for p, _ in pairs], [r for _, r in pairs], progress)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    csv_path = write_csv(rows, out_dir / "metrics.csv")
-    md_path = out_dir / "summary.md"
-    md_path.write_text(markdown_summary(rows), encoding="utf-8")
+    with atomic_write(csv_path, overwrite) as tmp:
+        write_csv(rows, tmp)
+    with atomic_write(md_path, overwrite) as tmp:
+        tmp.write_text(markdown_summary(rows), encoding="utf-8")
     return csv_path, md_path

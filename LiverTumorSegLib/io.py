@@ -6,6 +6,7 @@ import gzip
 import json
 import logging
 import os
+import re
 import tempfile
 import zlib
 from contextlib import contextmanager
@@ -17,6 +18,7 @@ import SimpleITK as sitk
 
 from .config import InputCheckConfig
 from .errors import InvalidInputError, LiverTumorSegError, OutputExistsError
+from .result import lesion_columns
 from .terminology import SEGMENTS
 
 log = logging.getLogger(__name__)
@@ -37,17 +39,35 @@ def is_image_file(path: Path) -> bool:
     return Path(path).is_file() and Path(path).name.lower().endswith(IMAGE_SUFFIXES[1:])
 
 
-def read_dicom_series(folder: Path) -> sitk.Image:
-    """The largest DICOM series in `folder` as one 3-D image (warns when there are several)."""
+@contextmanager
+def _quiet_itk() -> Iterator[None]:
+    """Silence ITK/GDCM warnings printed straight to the terminal (errors still raise)."""
+    before = sitk.ProcessObject.GetGlobalWarningDisplay()
+    sitk.ProcessObject.SetGlobalWarningDisplay(False)
+    try:
+        yield
+    finally:
+        sitk.ProcessObject.SetGlobalWarningDisplay(before)
+
+
+def dicom_series_files(folder: Path) -> list[str]:
+    """Files of the largest DICOM series in `folder`, in slice order (warns when there are several)."""
     reader = sitk.ImageSeriesReader()
-    series = reader.GetGDCMSeriesIDs(str(folder))
-    if not series:
-        raise InvalidInputError(f"no DICOM series found in folder {folder}")
-    files = max((reader.GetGDCMSeriesFileNames(str(folder), s) for s in series), key=len)
+    with _quiet_itk():
+        series = reader.GetGDCMSeriesIDs(str(folder))
+        if not series:
+            raise InvalidInputError(f"no DICOM series found in folder {folder} (and no image files)")
+        files = max((reader.GetGDCMSeriesFileNames(str(folder), s) for s in series), key=len)
     if len(series) > 1:
         log.warning("%s holds %d DICOM series; reading the largest (%d files)", folder, len(series), len(files))
-    reader.SetFileNames(files)
-    return reader.Execute()
+    return list(files)
+
+
+def read_dicom_series(folder: Path) -> sitk.Image:
+    """The largest DICOM series in `folder` as one 3-D image."""
+    reader = sitk.ImageSeriesReader()
+    reader.SetFileNames(dicom_series_files(folder))
+    return reader.Execute()  # its warnings (e.g. missing slices) stay visible
 
 
 def _header(path: Path) -> sitk.ImageFileReader:
@@ -106,26 +126,40 @@ def read_image(path: str | Path, max_voxels: int = InputCheckConfig.max_voxels) 
         check_nifti_complete(path)
         return sitk.ReadImage(str(path))
     except RuntimeError as exc:
-        first = str(exc).strip().splitlines()
-        detail = next((line for line in first if "rror" in line or "exception" in line.lower()), first[0] if first else "")
-        raise InvalidInputError(f"cannot read {path}: the file is corrupt, truncated or not an image ({detail.strip()[:200]})") from exc
+        raise InvalidInputError(f"cannot read {path}: the file is corrupt, truncated or not an image ({itk_reason(exc)})") from exc
+
+
+def itk_reason(exc: RuntimeError) -> str:
+    """The human part of a SimpleITK exception: its last line, without source paths and `sitk::ERROR:`."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    reason = lines[-1] if lines else ""
+    reason = re.sub(r"\S+\.(cxx|cpp|hxx|h|txx)(:\d+)*:?", "", reason).replace("sitk::ERROR:", "").strip(" :")
+    return reason[:200] or "unreadable"
+
+
+def _umask() -> int:
+    """The process umask (read without changing it for good)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _atomic_target(path: Path, overwrite: bool) -> Path:
     """Check that `path` may be written; return a temp path beside it."""
     if path.exists() and not overwrite:
-        raise OutputExistsError(f"output exists: {path} (use --overwrite / overwrite=True to replace it)")
+        raise OutputExistsError(f"output exists: {path} (use overwrite=True to replace it)")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix="".join(Path(path.name).suffixes), dir=path.parent)
         os.close(fd)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs are for colleagues and PACS shares too
     except OSError as exc:
         raise LiverTumorSegError(f"cannot write to output folder {path.parent}: {exc.strerror}") from exc
     return Path(tmp)
 
 
 @contextmanager
-def _atomic_write(path: Path, overwrite: bool) -> Iterator[Path]:
+def atomic_write(path: Path, overwrite: bool) -> Iterator[Path]:
     """Yield a temp path beside `path`; on success move it into place, on failure delete it."""
     tmp = _atomic_target(path, overwrite)
     try:
@@ -138,7 +172,7 @@ def _atomic_write(path: Path, overwrite: bool) -> Iterator[Path]:
 def write_image(image: sitk.Image, path: Path, *, overwrite: bool = False) -> Path:
     """Write `image` to `path` (compressed) atomically; refuse to replace a file unless `overwrite`."""
     path = Path(path)
-    with _atomic_write(path, overwrite) as tmp:
+    with atomic_write(path, overwrite) as tmp:
         sitk.WriteImage(image, str(tmp), True)
     return path
 
@@ -167,8 +201,8 @@ def write_table(rows: list[dict], csv_path: Path, *, overwrite: bool = False, ex
     """Write `rows` as CSV and (with `extra` fields) as JSON beside it, atomically."""
     csv_path = Path(csv_path)
     json_path = csv_path.with_suffix(".json")
-    fields = list(rows[0]) if rows else ["id"]
-    with _atomic_write(csv_path, overwrite) as tmp, open(tmp, "w", newline="") as f:
+    fields = list(rows[0]) if rows else lesion_columns()
+    with atomic_write(csv_path, overwrite) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=fields)
         writer.writeheader()
         writer.writerows(rows)
@@ -179,17 +213,21 @@ def write_table(rows: list[dict], csv_path: Path, *, overwrite: bool = False, ex
 def write_json(data: dict, path: Path, *, overwrite: bool = False) -> Path:
     """Write `data` as indented JSON atomically."""
     path = Path(path)
-    with _atomic_write(path, overwrite) as tmp:
+    with atomic_write(path, overwrite) as tmp:
         tmp.write_text(json.dumps(data, indent=2, default=float) + "\n")
     return path
 
 
 def expand_inputs(inputs: Iterable[str | Path]) -> list[Path]:
-    """Cases named by `inputs`: image files, DICOM series folders, and the cases inside plain folders."""
+    """Cases named by `inputs`: image files, DICOM series folders, and the cases inside plain folders
+    (each file or folder once, however often it is named)."""
     out: list[Path] = []
     for p in map(Path, inputs):
         out.extend(_cases_in(p) if p.is_dir() else [p])
-    return out
+    unique: dict[Path, Path] = {}
+    for p in out:
+        unique.setdefault(p.resolve(), p)  # the first spelling of each file or folder
+    return list(unique.values())
 
 
 def _cases_in(folder: Path) -> list[Path]:

@@ -33,6 +33,11 @@ class Lesion:
         return d
 
 
+def lesion_columns() -> list[str]:
+    """Column names of a lesion table (CSV, JSON rows, the Slicer table), in order: the keys of Lesion.row()."""
+    return list(Lesion(0, 0.0, 0.0, (0.0,) * 3, (0.0,) * 3, 0.0, 0).row())
+
+
 @dataclass
 class SegmentationResult:
     """Label map (z, y, x) uint8 on the input grid: 0 background, 1 liver, 2 tumor; plus findings."""
@@ -47,7 +52,7 @@ class SegmentationResult:
     warnings: list[str] = field(default_factory=list)
     device: str = "cpu"
     model_set: str = ""  # name of the model set that ran
-    models: dict[str, str] = field(default_factory=dict)  # stage -> "name version"
+    models: dict[str, dict[str, str]] = field(default_factory=dict)  # per stage: manifest name, version, model set
 
     @property
     def tumor_burden_percent(self) -> float:

@@ -58,5 +58,5 @@ def check_ct(image: sitk.Image, hu: np.ndarray, cfg: InputCheckConfig) -> list[s
     check_values(hu)
     problem = ct_likeness_problem(hu)
     if problem and not cfg.force:
-        raise NotCTError(f"this does not look like a CT: {problem}. Use force=True (--force) to segment anyway.")
+        raise NotCTError(f"this does not look like a CT: {problem}. Use force=True to segment anyway.")
     return [f"forced: {problem}"] if problem else []

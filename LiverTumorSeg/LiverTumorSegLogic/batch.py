@@ -38,12 +38,10 @@ class CaseReport:
 
 
 def caseNames(paths: list[Path]) -> list[str]:
-    """Unique output base names: the file name without suffix, prefixed by its folder where names clash."""
-    from LiverTumorSegLib.io import case_name
+    """Unique output base names, by the library's rule (the same as the CLI's)."""
+    from LiverTumorSegLib.outputs import case_names
 
-    names = [case_name(p) for p in paths]
-    names = [f"{p.parent.name}_{n}" if names.count(n) > 1 else n for p, n in zip(paths, names)]
-    return [f"{n}_{i + 1}" if names.count(n) > 1 else n for i, n in enumerate(names)]
+    return case_names(paths)
 
 
 def outputFiles(outputDir: Path, name: str) -> tuple[Path, Path]:
@@ -80,11 +78,12 @@ def processCase(logic: "LiverTumorSegLogic", path: Path, outputDir: Path, name: 
                 overwrite: bool, progress: Progress | None, cancel: threading.Event | None) -> CaseReport:
     """Read, segment and save one case; never raises for a bad case (the report says what went wrong)."""
     from LiverTumorSegLib.errors import CancelledError, LiverTumorSegError
+    from LiverTumorSegLib.outputs import SKIPPED, is_complete
 
     segmentationFile, lesionsFile = outputFiles(outputDir, name)
     report = CaseReport(str(path), "done", str(segmentationFile), str(lesionsFile))
-    if not overwrite and segmentationFile.exists() and lesionsFile.exists():
-        report.status, report.message = "skipped", "outputs exist (pass overwrite=True to redo)"
+    if not overwrite and is_complete([segmentationFile, lesionsFile]):  # an incomplete case is redone
+        report.status, report.message = SKIPPED, "outputs are complete from an earlier run (pass overwrite=True to redo)"
         return report
     start, created = time.perf_counter(), []
     try:

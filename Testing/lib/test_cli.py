@@ -27,13 +27,13 @@ def test_predict_writes_label_map_on_the_input_grid_and_lesion_tables(shared_dat
         assert len(list(csv.reader(f))) == len(table["lesions"]) + 1
 
 
-def test_existing_outputs_are_refused_unless_overwrite(shared_data, tmp_path, capsys):
+def test_existing_outputs_are_kept_unless_overwrite(shared_data, tmp_path, capsys):
     ct_path = str(shared_data / "totalseg_example/ct.nii.gz")
     assert main(["predict", ct_path, "-o", str(tmp_path), "--liver-only"]) == 0
     seg = tmp_path / "ct_seg.nii.gz"
     seg.write_bytes(b"user's edited file")
-    assert main(["predict", ct_path, "-o", str(tmp_path), "--liver-only"]) == 1
-    assert "output exists" in capsys.readouterr().err and seg.read_bytes() == b"user's edited file"
+    assert main(["predict", ct_path, "-o", str(tmp_path), "--liver-only"]) == 0
+    assert "ct: skipped" in capsys.readouterr().err and seg.read_bytes() == b"user's edited file"
     assert main(["predict", ct_path, "-o", str(tmp_path), "--liver-only", "--overwrite"]) == 0
     assert seg.read_bytes() != b"user's edited file"
 
@@ -48,7 +48,7 @@ def test_a_bad_case_is_reported_and_the_others_still_run(shared_data, tmp_path, 
     assert main(["predict", str(cases), "-o", str(out), "--liver-only"]) == 1
     err = capsys.readouterr().err
     assert "b_truncated: failed" in err and "truncated" in err
-    assert "c_mr: failed" in err and "does not look like a CT" in err and "2 of 3 case(s) failed" in err
+    assert "c_mr: failed" in err and "does not look like a CT" in err and "1 done, 2 failed of 3 case(s)" in err
     assert sorted(p.name for p in out.iterdir()) == ["a_good_lesions.csv", "a_good_lesions.json", "a_good_seg.nii.gz"]
 
 
@@ -70,7 +70,7 @@ def test_demo_ct_is_built_in(tmp_path):
 def test_info_lists_models_and_providers(capsys):
     assert main(["info"]) == 0
     out = capsys.readouterr().out
-    assert "CPUExecutionProvider" in out and "liver:" in out and "tumor:" in out
+    assert "CPUExecutionProvider" in out and "liver:" in out and "tumor:" in out and "devices:" in out
 
 
 def test_evaluate_writes_per_case_metrics_and_a_summary(shared_data, tmp_path, capsys):

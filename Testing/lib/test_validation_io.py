@@ -25,7 +25,7 @@ def test_real_cts_pass_the_checks(shared_data):
 
 def test_mr_is_refused_as_not_ct_unless_forced(shared_data):
     mr = read_image(shared_data / "totalseg_example/mr.nii.gz")
-    with pytest.raises(NotCTError, match="does not look like a CT.*--force"):
+    with pytest.raises(NotCTError, match="does not look like a CT.*force=True to segment anyway"):
         _check(mr)
     warnings = _check(mr, InputCheckConfig(force=True))
     assert warnings and "forced" in warnings[0]
@@ -127,7 +127,7 @@ def test_outputs_are_never_overwritten_silently_and_no_temp_files_remain(tmp_pat
     out = tmp_path / "seg.nii.gz"
     write_image(phantom, out)
     before = out.read_bytes()
-    with pytest.raises(OutputExistsError, match="--overwrite"):
+    with pytest.raises(OutputExistsError, match="overwrite=True"):
         write_image(phantom + 1, out)
     assert out.read_bytes() == before
     write_image(phantom + 1, out, overwrite=True)
