@@ -10,13 +10,14 @@ import time
 from pathlib import Path
 
 from . import __version__
-from .api import segment
+from .api import make_config, segment, selected_model_set
 from .config import models_dir
 from .dicom_seg import SEG_SUFFIX, write_dicom_seg
 from .dicom_sr import SR_SUFFIX, write_dicom_sr
 from .errors import CancelledError, InvalidInputError, LiverTumorSegError, ModelError, OutputExistsError
 from .io import expand_inputs, read_image, seg_nrrd_image, write_image, write_table
 from .manifest import load_manifest, verified_onnx_path
+from .model_sets import list_model_sets
 from .outputs import SKIPPED, case_names_in, existing, is_complete
 from .result import SegmentationResult
 from .runtime import resolve_device
@@ -72,9 +73,12 @@ def _add_predict(sub) -> None:
                           "input, writes a DICOM SEG and a DICOM SR of the lesion measurements")
     out.add_argument("--overwrite", action="store_true", help="redo cases whose outputs exist (default: skip complete cases)")
     model = pr.add_argument_group("segmentation")  # model choice and what is kept
-    model.add_argument("--fast", action="store_true", help="tumor stage at the liver stage's coarse spacing")
+    model.add_argument("--model-set", default=None, metavar="NAME",
+                       help="model set to run (see `livertumorseg info`; default: the models folder's default set)")
+    model.add_argument("--fast", action="store_true", help='use the fast model set ("fast"); same as --model-set fast')
     model.add_argument("--liver-only", action="store_true", help="skip the tumor stage")
-    model.add_argument("--models-dir", type=Path, default=None, help="folder with liver/tumor .onnx + .json")
+    model.add_argument("--models-dir", type=Path, default=None,
+                       help="models folder: sets.json with model sets, or liver/tumor .onnx + .json (one set)")
     model.add_argument("--min-lesion-mm3", type=non_negative_float, default=None, help="drop tumors smaller than this (default 50)")
     model.add_argument("--force", action="store_true", help="segment images that do not look like CT")
     run = pr.add_argument_group("run")
@@ -132,20 +136,24 @@ def check_predict_args(args: argparse.Namespace) -> None:
         args.usage_error(f"-o/--output {args.output} is a file; give a folder for the outputs")
     try:
         resolve_device(args.device)
-        for stage in ("liver",) if args.liver_only else ("liver", "tumor"):
-            check_model(models_dir(args.models_dir), stage)
+        mset = selected_model_set(make_config(models_dir=args.models_dir, model_set=args.model_set, fast=args.fast))
+        stages = {"liver": mset.liver} if args.liver_only or mset.tumor is None else {"liver": mset.liver, "tumor": mset.tumor}
+        for stage, path in stages.items():
+            check_model(path, stage)
     except LiverTumorSegError as exc:
         args.usage_error(str(exc))
 
 
-def check_model(folder: Path, stage: str):
-    """The manifest of `<stage>.json` in `folder`, after checking it and its ONNX file (ModelError if unusable)."""
-    path = Path(folder) / f"{stage}.json"
-    if not Path(folder).is_dir():
-        raise ModelError(f"models folder not found: {folder}")
+def check_model(path: Path, stage: str):
+    """The manifest at `path` (a `stage` model), after checking it and its ONNX file (ModelError if unusable)."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise ModelError(f"models folder not found: {path.parent}")
     if not path.is_file():
-        raise ModelError(f"no '{stage}' model in {folder} (expected {path.name} and its .onnx file)")
+        raise ModelError(f"no '{stage}' model in {path.parent} (expected {path.name} and its .onnx file)")
     manifest = load_manifest(path)
+    if manifest.stage != stage:
+        raise ModelError(f"{path} is a '{manifest.stage}' model, not a '{stage}' model")
     verified_onnx_path(path, manifest)
     return manifest
 
@@ -211,7 +219,7 @@ def run_case(path: Path, args: argparse.Namespace, case: str) -> tuple[str, Segm
     bar, progress = _progress_bar(case)
     cancel = threading.Event()
     try:
-        result = segment(read_image(path), device=args.device, fast=args.fast, liver_only=args.liver_only,
+        result = segment(read_image(path), device=args.device, fast=args.fast, model_set=args.model_set, liver_only=args.liver_only,
                          min_lesion_mm3=args.min_lesion_mm3, threads=args.threads, force=args.force,
                          models_dir=args.models_dir, progress=progress, cancel=cancel)
     except KeyboardInterrupt:
@@ -277,7 +285,7 @@ def what_ran(result: SegmentationResult, args: argparse.Namespace) -> str:
     """One line: which models (and model set) ran, on which device, in which mode."""
     models = ", ".join(f"{stage} {m['name']} {m['version']}" for stage, m in result.models.items())
     sets = sorted({m["model_set"] for m in result.models.values() if m.get("model_set")})
-    modes = [m for m, on in (("fast", args.fast), ("liver only", args.liver_only)) if on]
+    modes = [m for m, on in (("liver only", args.liver_only),) if on]
     return (f"models: {models}" + (f" (model set {', '.join(sets)})" if sets else "")
             + f"; device: {result.device}" + (f"; {', '.join(modes)}" if modes else ""))
 
@@ -341,17 +349,34 @@ def cmd_info(args: argparse.Namespace) -> int:
           f"(execution providers {', '.join(hardware)})")
     folder = models_dir(args.models_dir)
     print(f"models folder: {folder}")
-    for stage in ("liver", "tumor"):
-        path = folder / f"{stage}.json"
-        if not path.is_file():
-            print(f"  {stage}: missing ({path})")
-            continue
-        m = load_manifest(path)
-        classes = ", ".join(f"{k} {v}" for k, v in m.classes.items())
-        print(f"  {stage}: {m.name} {m.version}, spacing {' x '.join(map(str, m.spacing))} mm, "
-              f"patch {' x '.join(map(str, m.patch_size))} voxels, classes {classes}")
-        _print_nested(m.metrics, 6)
+    try:
+        sets = list_model_sets(folder)
+    except LiverTumorSegError as exc:
+        print(f"  {cli_words(str(exc))}")
+        return 1
+    for mset in sets:
+        print(f"model set {mset.name}{' (default)' if mset.default else ''}: {mset.description}")
+        for line in (f"accuracy: {mset.accuracy}" if mset.accuracy else "", f"speed: {mset.speed}" if mset.speed else ""):
+            if line:
+                print(f"  {line}")
+        for stage, path in (("liver", mset.liver), ("tumor", mset.tumor)):
+            _print_model(stage, path, args.verbose)
     return 0
+
+
+def _print_model(stage: str, path: Path | None, verbose: bool) -> None:
+    """One stage of a model set: name, version, grid, classes, credit (and all metrics with -v)."""
+    if path is None or not path.is_file():
+        print(f"  {stage}: {'none' if path is None else f'missing ({path})'}")
+        return
+    m = load_manifest(path)
+    classes = ", ".join(f"{k} {v}" for k, v in m.classes.items())
+    print(f"  {stage}: {m.name} {m.version} ({path.parent.name}/{path.name}), spacing {' x '.join(map(str, m.spacing))} mm, "
+          f"patch {' x '.join(map(str, m.patch_size))} voxels, {m.output_activation} classes {classes}")
+    if m.credit:
+        print(f"    licence {m.credit.get('licence', '?')}; {m.credit.get('citation', '')[:120]}...")
+    if verbose:
+        _print_nested(m.metrics, 6)
 
 
 if __name__ == "__main__":
