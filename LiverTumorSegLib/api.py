@@ -5,7 +5,7 @@ import logging
 import threading
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Union
 
 import numpy as np
 import SimpleITK as sitk
@@ -21,7 +21,7 @@ from .runtime import load_model
 from .validation import check_ct
 
 log = logging.getLogger(__name__)
-ImageLike = sitk.Image | Volume | str | Path
+ImageLike = Union[sitk.Image, Volume, str, Path]  # typing.Union: `X | Y` fails at import on Python 3.9 (Slicer 5.8)
 
 
 def make_config(*, device: str = "auto", fast: bool = False, liver_only: bool = False,
