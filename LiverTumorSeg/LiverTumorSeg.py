@@ -1,8 +1,8 @@
 """LiverTumorSeg: automatic liver and liver-tumor segmentation of abdominal CT in 3D Slicer.
 
 This file holds the Slicer-facing classes (module, parameter node, widget, self-test). The work is
-done by the Qt-free `LiverTumorSegLogic` package next to it, which calls the bundled
-`LiverTumorSegLib` engine; the widget runs it in a worker thread and polls it with a QTimer.
+done by the Qt-free `LiverTumorSegLogic` package next to it, which runs the bundled `LiverTumorSegLib`
+engine in a child process (Slicer's PythonSlicer); the widget polls that process with a QTimer.
 """
 import logging
 import traceback
@@ -24,9 +24,9 @@ from slicer.ScriptedLoadableModule import (
 )
 from slicer.util import VTKObservationMixin
 
-from LiverTumorSegLogic import BackgroundRun, RunOptions
+from LiverTumorSegLogic import EngineError, RunOptions
 from LiverTumorSegLogic import LiverTumorSegLogic as CoreLogic
-from LiverTumorSegLogic import dependencies
+from LiverTumorSegLogic import dependencies, slicercompat
 
 DEVICE_LABELS = {"auto": "Auto", "cpu": "CPU", "cuda": "GPU (CUDA)"}
 POLL_INTERVAL_MS = 100
@@ -51,7 +51,8 @@ class LiverTumorSeg(ScriptedLoadableModule):
             "network cascade. Select the CT, press Apply, and edit the resulting <b>Liver</b> and "
             "<b>Liver tumor</b> segments in the Segment Editor. The lesion table lists every tumor with its "
             "volume, longest axial diameter and centroid; click a row to jump to it. For batch processing "
-            "from the Python console use <code>LiverTumorSegLogic().processFiles(paths, outputDir)</code>. "
+            "from the Python console use "
+            "<code>slicer.util.getModuleLogic(\"LiverTumorSeg\").processFiles(paths, outputDir)</code>. "
             "Research use only: not a medical device.")
         self.parent.acknowledgementText = _(
             "The demo CT is TotalSegmentator's abdominal example (Apache-2.0). See the extension's README for "
@@ -93,6 +94,7 @@ class LiverTumorSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._run = None
         self._pending = None
         self._installDeclined = False
+        self._installing = False
         self._shownSegmentation = None
         self._pollTimer = qt.QTimer()
         self._pollTimer.setInterval(POLL_INTERVAL_MS)
@@ -128,15 +130,13 @@ class LiverTumorSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def exit(self) -> None:
         """Called each time the user opens a different module."""
-        if self._parameterNode:
-            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
-            self._parameterNodeGuiTag = None
-            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateButtons)
+        self._disconnectParameterGui()
 
     def onSceneStartClose(self, caller, event) -> None:
-        """Stop any run and drop the parameter node before the scene closes."""
+        """Stop any run, clear the results and drop the parameter node before the scene closes."""
         self._cancelRun()
         self._setRunning(False)
+        self._clearResults()
         self.setParameterNode(None)
 
     def onSceneEndClose(self, caller, event) -> None:
@@ -154,15 +154,22 @@ class LiverTumorSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def setParameterNode(self, inputParameterNode: Optional[LiverTumorSegParameterNode]) -> None:
         """Connect the GUI to a parameter node (and disconnect the previous one)."""
-        if self._parameterNode:
-            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
-            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateButtons)
+        self._disconnectParameterGui()
         self._parameterNode = inputParameterNode
         if self._parameterNode:
-            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
+            # connectGui returns no tag on Slicer 5.8 (fixed in 5.10): connect by explicit mapping instead.
+            mapping = slicercompat.parameterWidgets(vars(self.ui).values())
+            self._parameterNodeGuiTag = self._parameterNode.connectParametersToGui(mapping)
             self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateButtons)
             self._labelDevices()
             self._updateButtons()
+
+    def _disconnectParameterGui(self) -> None:
+        """Disconnect the GUI from the current parameter node, if connected."""
+        if self._parameterNode and self._parameterNodeGuiTag is not None:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateButtons)
+        self._parameterNodeGuiTag = None
 
     def _labelDevices(self) -> None:
         """Name the device choices, marking those ONNX Runtime cannot use here as not available."""
@@ -179,11 +186,11 @@ class LiverTumorSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def _updateButtons(self, caller=None, event=None) -> None:
         """Enable Apply and the window presets only when an input volume is selected."""
         hasInput = bool(self._parameterNode and self._parameterNode.inputVolume)
-        running = self._run is not None
-        self.ui.applyButton.enabled = hasInput and not running
+        busy = self._run is not None or self._installing
+        self.ui.applyButton.enabled = hasInput and not busy
         self.ui.applyButton.toolTip = _("Segment liver and liver tumors") if hasInput else _("Select an input CT volume")
-        self.ui.liverWindowButton.enabled = hasInput
-        self.ui.abdomenWindowButton.enabled = hasInput
+        self.ui.liverWindowButton.enabled = hasInput and not self._installing
+        self.ui.abdomenWindowButton.enabled = hasInput and not self._installing
 
     def _setRunning(self, running: bool) -> None:
         """Switch the panel between idle and running (progress shown, Cancel enabled)."""
@@ -201,6 +208,8 @@ class LiverTumorSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         missing = dependencies.missingModules()
         if not missing:
             return True
+        if self._installing:  # pip_install pumps the event loop: a second click must not start a second install
+            return False
         requirements = dependencies.pipRequirements(missing, dependencies.hasNvidiaGpu())
         if self._installDeclined:
             self.ui.statusLabel.text = _("Needs {packages}; reopen Slicer to be asked again.").format(
@@ -212,9 +221,17 @@ class LiverTumorSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if not slicer.util.confirmOkCancelDisplay(question, windowTitle=_("Install dependencies")):
             self._installDeclined = True
             return False
-        with slicer.util.tryWithErrorDisplay(_("Failed to install {packages}.").format(packages=", ".join(requirements)),
-                                             waitCursor=True):
-            slicer.util.pip_install(requirements)
+        self._installing = True
+        self._updateButtons()
+        self.ui.statusLabel.text = _("Installing {packages}...").format(packages=", ".join(requirements))
+        try:
+            with slicer.util.tryWithErrorDisplay(_("Failed to install {packages}.").format(packages=", ".join(requirements)),
+                                                 waitCursor=True):
+                slicer.util.pip_install(requirements)
+        finally:
+            self._installing = False
+            self._updateButtons()
+            self.ui.statusLabel.text = ""
         if dependencies.missingModules():
             return False
         self._labelDevices()
@@ -223,23 +240,21 @@ class LiverTumorSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     # Window presets
 
     def onWindowPreset(self, presetName: str) -> None:
-        """Apply a library HU window preset to the input volume."""
-        if not self.ensureDependencies():
-            return
+        """Apply a library HU window preset to the input volume (works before the first-use install)."""
         with slicer.util.tryWithErrorDisplay(_("Cannot apply the window preset."), waitCursor=False):
             self.logic.applyWindowPreset(self._parameterNode.inputVolume, presetName)
 
     # Running
 
     def onApplyButton(self) -> None:
-        """Start the segmentation in a worker thread (the GUI stays responsive)."""
+        """Start the segmentation in the engine process (the GUI stays responsive)."""
         if self._run is not None or not self.ensureDependencies():
             return
         with slicer.util.tryWithErrorDisplay(_("Cannot start the segmentation."), waitCursor=False):
             self._startRun()
 
     def _startRun(self) -> None:
-        """Check the inputs, copy the voxels, and start the background run."""
+        """Check the inputs, hand the voxels to the engine process, and start polling it."""
         p = self._parameterNode
         replaceSegments = self._confirmReplace(p.outputSegmentation, p.liverOnly)
         if replaceSegments is None:
@@ -247,8 +262,7 @@ class LiverTumorSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         volume = self.logic.volumeFromNode(p.inputVolume)
         options = RunOptions(p.device, p.fast, p.liverOnly, p.minLesionMm3)
         self._pending = (p.inputVolume, p.outputSegmentation, replaceSegments, options)
-        self._run = BackgroundRun(lambda progress, cancel: self.logic.segmentVolume(volume, options, progress, cancel))
-        self._run.start()
+        self._run = self.logic.startSegmentation(volume, options)
         self.ui.statusLabel.text = _("Starting...")
         self.ui.progressBar.value = 0
         self._setRunning(True)
@@ -266,10 +280,10 @@ class LiverTumorSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             return True if slicer.util.confirmOkCancelDisplay(question, windowTitle=_("Replace segments")) else None
 
     def onCancelButton(self) -> None:
-        """Ask the running segmentation to stop (it does within about a second)."""
+        """Stop the engine process now; the next poll reports the cancellation."""
         if self._run is not None:
-            self._run.cancel()
             self.ui.statusLabel.text = _("Cancelling...")
+            self._run.cancel()
 
     def _cancelRun(self) -> None:
         """Cancel and forget any run without applying its result (scene closing, module unloading)."""
@@ -279,7 +293,7 @@ class LiverTumorSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._run, self._pending = None, None
 
     def onPollTimer(self) -> None:
-        """Show the worker's progress; when it has finished, apply or report its outcome."""
+        """Show the engine's progress; when it has ended, load and apply or report its outcome."""
         if self._run is None:
             self._pollTimer.stop()
             return
@@ -304,9 +318,10 @@ class LiverTumorSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if state.error is not None:
             details = "".join(traceback.format_exception(type(state.error), state.error, state.error.__traceback__))
             logging.error("LiverTumorSeg failed:\n%s", details)
-            known = isinstance(state.error, LiverTumorSegError)
-            slicer.util.errorDisplay(_("Segmentation failed: {message}").format(message=state.error),
-                                     detailedText=None if known else details)
+            known = isinstance(state.error, (LiverTumorSegError, EngineError))
+            # PythonQt shows detailedText=None as a "None" details box: pass it only when there is some.
+            extra = {} if known else {"detailedText": details}
+            slicer.util.errorDisplay(_("Segmentation failed: {message}").format(message=state.error), **extra)
             self.ui.statusLabel.text = _("Failed: {message}").format(message=state.error)
             return
         volumeNode, segmentationNode, replaceSegments, options = pending
@@ -330,15 +345,27 @@ class LiverTumorSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.lesionCountLabel.text = str(summary["lesions"])
         self.ui.resultsCollapsibleButton.collapsed = False
         status = _("Done in {seconds:.1f} s on {device}.").format(seconds=summary["seconds"], device=summary["device"].upper())
-        self.ui.statusLabel.text = " ".join([status] + list(result.warnings))
+        modelSet = self.logic.modelSetLine(result)  # which model set ran and its accuracy, in one line
+        self.ui.statusLabel.text = " ".join([status] + ([modelSet] if modelSet else []) + list(result.warnings))
+
+    def _clearResults(self) -> None:
+        """Forget the shown result (its nodes are going away with the scene)."""
+        self._shownSegmentation = None
+        self.ui.lesionTableView.setMRMLTableNode(None)
+        for label in (self.ui.liverVolumeLabel, self.ui.tumorVolumeLabel, self.ui.tumorBurdenLabel, self.ui.lesionCountLabel):
+            label.text = ""
+        self.ui.statusLabel.text = ""
 
     def onLesionClicked(self, index) -> None:
-        """Jump the slice views to the centroid of the clicked lesion."""
+        """Jump the slice views to the centroid of the clicked lesion (read from the table node, not the cell)."""
         segmentationNode = self._shownSegmentation
-        if segmentationNode is None or not index.isValid():
+        if segmentationNode is None or segmentationNode.GetScene() is None or not index.isValid():
             return
         with slicer.util.tryWithErrorDisplay(_("Cannot jump to the lesion."), waitCursor=False):
-            lesionId = int(float(index.sibling(index.row(), 0).data()))
+            view = self.ui.lesionTableView
+            tableRow = slicercompat.tableRowOfIndex(view, index)
+            tableNode = self.logic.lesionTableNode(segmentationNode)
+            lesionId = self.logic.lesionIdAtRow(tableNode, tableRow)
             position = self.logic.lesionCentroid(segmentationNode, lesionId, self._parameterNode.inputVolume)
             slicer.modules.markups.logic().JumpSlicesToLocation(*position, True)
 
@@ -401,7 +428,7 @@ class LiverTumorSegTest(ScriptedLoadableModuleTest):
         liver = slicer.util.arrayFromSegmentBinaryLabelmap(segmentationNode, liverId, volumeNode)
         self.assertEqual(liver.shape, slicer.util.arrayFromVolume(volumeNode).shape)
         self.assertGreater(int(liver.sum()), 1000)
-        self.assertTrue(segmentation.GetSegment(liverId).HasTerminology())
+        self.assertTrue(slicercompat.segmentTerminology(segmentation.GetSegment(liverId)))  # 5.8 has no HasTerminology
         self.assertIsNotNone(logic.lesionTableNode(segmentationNode))
         self.assertGreater(float(logic.resultSummary(segmentationNode)["liver_volume_ml"]), 100.0)
         self.assertEqual(steps[-1], 1.0)

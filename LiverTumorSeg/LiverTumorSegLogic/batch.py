@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import slicer
 
 from . import nodes
-from .background import Progress
+from .engine_process import Progress
 
 if TYPE_CHECKING:
     from .logic import LiverTumorSegLogic, RunOptions

@@ -9,6 +9,7 @@ import pytest
 
 import slicer
 from LiverTumorSegLogic.batch import caseNames
+from LiverTumorSegLogic.slicercompat import segmentTerminology
 
 from .mrml_helpers import exported_labels
 
@@ -52,7 +53,7 @@ def test_saved_segmentation_reloads_with_the_library_labels_and_terminology(head
     segmentation = segmentationNode.GetSegmentation()
     assert [segmentation.GetNthSegment(i).GetName() for i in range(segmentation.GetNumberOfSegments())] == [
         "Liver", "Liver tumor"]
-    assert all(segmentation.GetNthSegment(i).HasTerminology() for i in range(2))
+    assert all(segmentTerminology(segmentation.GetNthSegment(i)) for i in range(2))
     assert np.array_equal(exported_labels(segmentationNode, volumeNode), small_ct_result.labels)
     with open(report.lesionsFile, newline="") as f:
         rows = list(csv.DictReader(f))

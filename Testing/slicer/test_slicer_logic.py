@@ -12,6 +12,7 @@ import slicer
 from LiverTumorSegLib import PRESETS, Lesion, segment
 from LiverTumorSegLib.errors import CancelledError, InvalidInputError, NotCTError, OutputExistsError
 from LiverTumorSegLib.terminology import SEGMENTS
+from LiverTumorSegLogic.slicercompat import segmentTerminology
 
 from .headless_slicer import HeadlessSlicer
 from .mrml_helpers import exported_labels, ijk_to_ras, on_reference_grid, reoriented, rotation
@@ -47,14 +48,14 @@ def test_process_creates_liver_and_tumor_segments_with_snomed_terminology_and_co
     for segment, spec in zip(segments, SEGMENTS):
         assert np.allclose(segment.GetColor(), spec.color_float)
         entry = slicer.vtkSlicerTerminologyEntry()
-        assert slicer.vtkSlicerTerminologiesModuleLogic.DeserializeTerminologyEntry(segment.GetTerminology(), entry)
+        assert slicer.vtkSlicerTerminologiesModuleLogic.DeserializeTerminologyEntry(segmentTerminology(segment), entry)
         assert (entry.GetCategoryObject().GetCodingSchemeDesignator(), entry.GetCategoryObject().GetCodeValue()) == (
             "SCT", spec.category.value)
         assert (entry.GetTypeObject().GetCodingSchemeDesignator(), entry.GetTypeObject().GetCodeValue()) == (
             "SCT", spec.type.value)
     assert segments[0].GetColor() == pytest.approx((221 / 255, 130 / 255, 101 / 255))
     tumor = slicer.vtkSlicerTerminologyEntry()
-    slicer.vtkSlicerTerminologiesModuleLogic.DeserializeTerminologyEntry(segments[1].GetTerminology(), tumor)
+    slicer.vtkSlicerTerminologiesModuleLogic.DeserializeTerminologyEntry(segmentTerminology(segments[1]), tumor)
     assert tumor.GetTypeObject().GetCodeValue() == "108369006"  # SNOMED CT: neoplasm
     assert tumor.GetAnatomicRegionObject().GetCodeValue() == "10200004"  # in the liver
 
