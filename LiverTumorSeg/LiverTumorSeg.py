@@ -180,8 +180,13 @@ class LiverTumorSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         for index, device in enumerate(DEVICE_LABELS):
             usable = available is None or device == "auto" or device in available
             combo.setItemText(index, DEVICE_LABELS[device] + ("" if usable else _(" (not available)")))
-        combo.toolTip = (_("Devices are checked after the first-use installation of ONNX Runtime.") if available is None
-                         else _("Available here: {devices}").format(devices=", ".join(DEVICE_LABELS[d] for d in available)))
+        if available is None:
+            combo.toolTip = _("Devices are checked after the first-use installation of ONNX Runtime.")
+            return
+        combo.toolTip = _("Available here: {devices}").format(devices=", ".join(DEVICE_LABELS[d] for d in available))
+        reason = self.logic.cudaUnavailableReason()
+        if reason:
+            combo.toolTip += " " + _("(no GPU: {reason})").format(reason=reason)
 
     def _updateButtons(self, caller=None, event=None) -> None:
         """Enable Apply and the window presets only when an input volume is selected."""

@@ -72,6 +72,21 @@ def engineEnvironment() -> dict:
     return env
 
 
+def probeDevices(command: list[str] | None = None, timeout: float = 120.0) -> tuple[list[str], str]:
+    """(devices that really work for the engine, why CUDA does not), from `engine_worker.py --probe`."""
+    argv = (list(command) if command else [enginePython(), str(WORKER_SCRIPT)]) + ["--probe"]
+    try:
+        done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, env=engineEnvironment(),
+                              timeout=timeout, **_hiddenConsole())
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return ["cpu"], f"the device check did not run: {exc}"
+    for line in done.stdout.decode("utf-8", "replace").splitlines():
+        event = parseLine(line)
+        if event and event["event"] == "devices" and isinstance(event.get("devices"), list):
+            return [str(d) for d in event["devices"]], str(event.get("reason", ""))
+    return ["cpu"], "the device check failed: " + done.stderr.decode("utf-8", "replace").strip()[-300:]
+
+
 def writeRequest(workDir: Path, voxels: np.ndarray, geometry: dict, segmentKwargs: dict) -> None:
     """Put the voxels (z, y, x) and the request (geometry + `segment` keyword options) into `workDir`."""
     np.save(workDir / protocol.INPUT, np.ascontiguousarray(voxels))

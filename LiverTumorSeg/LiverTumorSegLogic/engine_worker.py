@@ -5,7 +5,10 @@ importable). Reads WORKDIR/request.json and WORKDIR/input.npy, writes WORKDIR/la
 WORKDIR/result.json, and prints one `LIVERTUMORSEG {json}` line per event on stdout:
 {"event": "progress", "fraction", "message"}, {"event": "error", "type", "message", "traceback"} or
 {"event": "done"}. It exits when its stdin closes (the parent is gone). Python 3.9 compatible; no Slicer.
+`engine_worker.py --probe` prints one {"event": "devices", "devices", "reason"} line: the devices that
+really work here (onnxruntime-gpu lists CUDA even where CUDA's libraries or driver are unusable).
 """
+import base64
 import json
 import os
 import sys
@@ -16,6 +19,8 @@ from pathlib import Path
 
 PREFIX = "LIVERTUMORSEG "
 REQUEST, INPUT, LABELS, RESULT = "request.json", "input.npy", "labels.npy", "result.json"
+#: A 69-byte ONNX model (y = Identity(x), opset 13, IR 7) to see whether a CUDA session really starts.
+PROBE_MODEL = base64.b64decode("CAc6OwoQCgF4EgF5IghJZGVudGl0eRIFcHJvYmVaDwoBeBIKCggIARIECgIIAWIPCgF5EgoKCAgBEgQKAggBQgQKABAN")
 
 
 def emit(event: str, **fields) -> None:
@@ -46,6 +51,40 @@ def writeAtomically(path: Path, write) -> None:
     os.replace(partial, path)
 
 
+def usableDevices() -> tuple:
+    """(devices that work here, why CUDA does not): ["cpu"] or ["cpu", "cuda"], checked with a real session."""
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        return ["cpu"], "ONNX Runtime has no CUDA provider here"
+    try:
+        session = ort.InferenceSession(PROBE_MODEL, providers=["CUDAExecutionProvider", "CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own exception types
+        return ["cpu"], f"CUDA does not start: {exc}"
+    if session.get_providers()[0] != "CUDAExecutionProvider":
+        return ["cpu"], "onnxruntime-gpu is installed, but CUDA's libraries or driver are not usable"
+    return ["cpu", "cuda"], ""
+
+
+def checkedDevice(kwargs: dict) -> list:
+    """Switch "auto" to "cpu" where CUDA is listed but unusable (so the result names the real device).
+
+    Returns warnings to add to the result; raises for an explicit "cuda" request that cannot work.
+    """
+    device = kwargs.get("device", "auto")
+    if device not in ("auto", "cuda"):
+        return []
+    devices, reason = usableDevices()
+    if "cuda" in devices:
+        return []
+    if device == "cuda":
+        from LiverTumorSegLib.errors import LiverTumorSegError
+
+        raise LiverTumorSegError(f"CUDA was requested, but {reason}; choose Auto or CPU")
+    kwargs["device"] = "cpu"
+    return [] if "no CUDA provider" in reason else [f"Ran on the CPU: {reason}."]
+
+
 def run(workDir: Path) -> None:
     """Segment the request in `workDir` and write its outputs there."""
     import numpy as np
@@ -54,8 +93,10 @@ def run(workDir: Path) -> None:
     request = json.loads((workDir / REQUEST).read_text())
     geometry = Geometry(**{key: tuple(value) for key, value in request["geometry"].items()})
     volume = Volume(np.load(workDir / INPUT), geometry)
-    result = segment(volume, progress=lambda f, m: emit("progress", fraction=float(f), message=str(m)),
-                     **request["segment"])
+    kwargs = dict(request["segment"])
+    warnings = checkedDevice(kwargs)
+    result = segment(volume, progress=lambda f, m: emit("progress", fraction=float(f), message=str(m)), **kwargs)
+    result.warnings = warnings + list(result.warnings)
 
     def saveLabels(p: Path) -> None:
         with open(p, "wb") as f:
@@ -67,8 +108,12 @@ def run(workDir: Path) -> None:
 
 def main(argv: list) -> int:
     """Process entry point; returns the exit code (0 done, 2 error reported)."""
-    exitWhenParentCloses()
     try:
+        if argv[1:] == ["--probe"]:  # short: no parent watch (its stdin may be closed from the start)
+            devices, reason = usableDevices()
+            emit("devices", devices=devices, reason=reason)
+            return 0
+        exitWhenParentCloses()
         run(Path(argv[1]))
     except BaseException as exc:  # reported to the parent, which shows it
         emit("error", type=type(exc).__name__, message=str(exc), traceback=traceback.format_exc())

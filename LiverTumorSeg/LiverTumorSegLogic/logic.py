@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Sequence
 
 from . import batch, nodes
 from .dependencies import requireDependencies
-from .engine_process import EngineRun, Progress, runToCompletion
+from .engine_process import EngineRun, Progress, probeDevices, runToCompletion
 from . import presets
 from .presets import windowPresets
 
@@ -48,6 +48,7 @@ class LiverTumorSegLogic:
     """
 
     engineCommand: list[str] | None = None
+    _devices: tuple[list[str], str] | None = None  # probeDevices() result, shared by all instances
 
     def process(self, volumeNode, segmentationNode=None, device: str = "auto", fast: bool = False,
                 liverOnly: bool = False, minLesionMm3: float | None = None, progress: Progress | None = None,
@@ -207,10 +208,14 @@ class LiverTumorSegLogic:
         nodes.checkVolumeNode(volumeNode)
         nodes.applyWindow(volumeNode, available[presetName])
 
-    @staticmethod
-    def availableDevices() -> list[str]:
-        """Devices ONNX Runtime can use here: ["cpu"] or ["cpu", "cuda"]."""
+    def availableDevices(self) -> list[str]:
+        """Devices the engine can really use here: ["cpu"] or ["cpu", "cuda"] (checked once, in the engine process)."""
         requireDependencies()
-        from LiverTumorSegLib.runtime import available_devices
+        if LiverTumorSegLogic._devices is None:
+            LiverTumorSegLogic._devices = probeDevices(self.engineCommand)
+        return list(LiverTumorSegLogic._devices[0])
 
-        return available_devices()
+    def cudaUnavailableReason(self) -> str:
+        """Why CUDA cannot be used here ("" when it can), from the same one-time engine check."""
+        self.availableDevices()
+        return LiverTumorSegLogic._devices[1]

@@ -135,3 +135,56 @@ def test_a_missing_python_is_an_engine_error_and_leaves_no_files():
         run.start()
     assert not run.workDir.exists()
 
+
+
+class _FallbackSession:
+    """What onnxruntime-gpu's InferenceSession does where CUDA's libraries are missing: it runs on the CPU."""
+
+    def __init__(self, model, providers):
+        self.providers = [p for p in providers if p == "CPUExecutionProvider"]
+
+    def get_providers(self):
+        return self.providers
+
+
+class _CudaSession(_FallbackSession):
+    """A session where CUDA works."""
+
+    def __init__(self, model, providers):
+        self.providers = list(providers)
+
+
+@pytest.mark.parametrize("session, devices", [(_FallbackSession, ["cpu"]), (_CudaSession, ["cpu", "cuda"])],
+                         ids=["cuda-listed-but-unusable", "cuda-works"])
+def test_device_check_believes_a_real_session_not_the_provider_list(monkeypatch, session, devices):
+    import types
+
+    from LiverTumorSegLogic import engine_worker
+
+    fake = types.SimpleNamespace(get_available_providers=lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"],
+                                 InferenceSession=session)
+    monkeypatch.setitem(sys.modules, "onnxruntime", fake)
+    assert engine_worker.usableDevices()[0] == devices
+    auto = {"device": "auto"}
+    warnings = engine_worker.checkedDevice(auto)
+    assert auto["device"] == ("auto" if "cuda" in devices else "cpu")
+    assert bool(warnings) == ("cuda" not in devices)
+
+
+def test_an_explicit_cuda_request_where_cuda_is_unusable_is_a_clear_error(monkeypatch):
+    import types
+
+    from LiverTumorSegLib.errors import LiverTumorSegError
+    from LiverTumorSegLogic import engine_worker
+
+    fake = types.SimpleNamespace(get_available_providers=lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"],
+                                 InferenceSession=_FallbackSession)
+    monkeypatch.setitem(sys.modules, "onnxruntime", fake)
+    with pytest.raises(LiverTumorSegError, match="CUDA was requested, but onnxruntime-gpu is installed"):
+        engine_worker.checkedDevice({"device": "cuda"})
+    assert engine_worker.checkedDevice({"device": "cpu"}) == []
+
+
+def test_the_panel_device_check_runs_in_the_engine_process(logic):
+    assert logic.availableDevices() == ["cpu"]  # this environment has the CPU build of ONNX Runtime
+    assert logic.cudaUnavailableReason() == "ONNX Runtime has no CUDA provider here"
