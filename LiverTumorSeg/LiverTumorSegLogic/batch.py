@@ -38,12 +38,20 @@ class CaseReport:
 
 
 def caseNames(paths: list[Path]) -> list[str]:
-    """Unique output base names: the file name without suffix, prefixed by its folder where names clash."""
+    """Output base name of each input: its file name without suffix, from its own path only.
+
+    A name must not depend on the other files of the batch, or a re-run with another batch would
+    redo finished cases (or skip the wrong ones) instead of skipping exactly the finished ones.
+    """
     from LiverTumorSegLib.io import case_name
 
-    names = [case_name(p) for p in paths]
-    names = [f"{p.parent.name}_{n}" if names.count(n) > 1 else n for p, n in zip(paths, names)]
-    return [f"{n}_{i + 1}" if names.count(n) > 1 else n for i, n in enumerate(names)]
+    return [case_name(p) for p in paths]
+
+
+def nameClash(paths: list[Path], names: list[str], index: int) -> str:
+    """The earlier input of this batch with the same output name as input `index` ("" if none)."""
+    earlier = [str(p) for p, n in zip(paths[:index], names[:index]) if n == names[index]]
+    return earlier[0] if earlier else ""
 
 
 def outputFiles(outputDir: Path, name: str) -> tuple[Path, Path]:
@@ -59,9 +67,15 @@ def processFiles(logic: "LiverTumorSegLogic", inputPaths, outputDir: Path, optio
     paths = expand_inputs(inputPaths)  # folders of CT files are expanded; DICOM folders stay one case
     outputDir.mkdir(parents=True, exist_ok=True)
     reports: list[CaseReport] = []
-    for index, (path, name) in enumerate(zip(paths, caseNames(paths))):
+    names = caseNames(paths)
+    for index, (path, name) in enumerate(zip(paths, names)):
         caseProgress = _caseProgress(progress, index, len(paths), name)
-        report = processCase(logic, path, outputDir, name, options, overwrite, caseProgress, cancel)
+        clash = nameClash(paths, names, index)
+        if clash:
+            report = CaseReport(str(path), "failed", message=f"same output name '{name}' as {clash}: "
+                                                             "segment it into another output folder")
+        else:
+            report = processCase(logic, path, outputDir, name, options, overwrite, caseProgress, cancel)
         log.info("%s: %s %s", path, report.status, report.message)
         reports.append(report)
         if report.status == "cancelled":
@@ -99,6 +113,8 @@ def processCase(logic: "LiverTumorSegLogic", path: Path, outputDir: Path, name: 
         report.status, report.message = "failed", f"unexpected error: {exc}"
     finally:
         nodes.removeNodes(created)
+    if report.status in ("failed", "cancelled"):  # name only files that exist
+        report.segmentationFile = report.lesionsFile = ""
     report.seconds = round(time.perf_counter() - start, 2)
     return report
 
@@ -144,7 +160,18 @@ def writeNode(node, path: Path) -> None:
     """Write a storable node to `path` with its default storage node (not added to the scene)."""
     from LiverTumorSegLib.errors import LiverTumorSegError
 
-    storageNode = node.CreateDefaultStorageNode()
+    storageNode = createStorageNode(node)
     storageNode.SetFileName(str(path))
     if not storageNode.WriteData(node):
         raise LiverTumorSegError(f"cannot write {path.name} to {path.parent}")
+
+
+def createStorageNode(node):
+    """The node's default storage node, owned by Python only (released when it goes out of use).
+
+    CreateDefaultStorageNode returns a new reference that the caller must release (it is not marked
+    VTK_NEWINSTANCE), so Python would otherwise keep one reference forever, as sitkUtils notes.
+    """
+    storageNode = node.CreateDefaultStorageNode()
+    storageNode.UnRegister(None)
+    return storageNode

@@ -198,7 +198,8 @@ def columnTitle(name: str) -> str:
     for frame in ("_ras", "_lps"):
         if name.endswith(frame):
             name = name[: -len(frame)] + " " + frame[1:].upper()
-    return name.replace("_", " ").capitalize().replace(" ras", " RAS").replace(" lps", " LPS")
+    text = name.replace("_", " ")
+    return text[:1].upper() + text[1:]
 
 
 def lesionIdAtRow(tableNode, row: int) -> int:
@@ -207,7 +208,7 @@ def lesionIdAtRow(tableNode, row: int) -> int:
 
     if tableNode is None or not 0 <= row < tableNode.GetNumberOfRows():
         raise LiverTumorSegError(f"no lesion in row {row} of the lesion table")
-    return int(tableNode.GetTable().GetValueByName(int(row), "id").ToInt())
+    return int(tableNode.GetTable().GetValue(int(row), tableNode.GetColumnIndex("id")).ToInt())
 
 
 def storeSummary(segmentationNode, result: "SegmentationResult") -> None:
@@ -232,7 +233,8 @@ def lesionCentroidWorld(tableNode, lesionId: int, volumeNode=None) -> tuple[floa
     if rows.size == 0:
         raise LiverTumorSegError(f"no lesion {lesionId} in table {tableNode.GetName()}")
     table = tableNode.GetTable()
-    ras = [table.GetValueByName(int(rows[0]), name).ToDouble() for name in lesionColumnNames() if name.endswith("_ras")]
+    ras = [table.GetValue(int(rows[0]), tableNode.GetColumnIndex(name)).ToDouble()
+           for name in lesionColumnNames() if name.endswith("_ras")]
     parent = volumeNode.GetParentTransformNode() if volumeNode is not None else None
     if parent is None:
         return tuple(ras)

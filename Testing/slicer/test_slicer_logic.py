@@ -7,10 +7,11 @@ import time
 import numpy as np
 import pytest
 import SimpleITK as sitk
+import vtk
 
 import slicer
 from LiverTumorSegLib import PRESETS, Lesion, segment
-from LiverTumorSegLib.errors import CancelledError, InvalidInputError, NotCTError, OutputExistsError
+from LiverTumorSegLib.errors import CancelledError, InvalidInputError, LiverTumorSegError, NotCTError, OutputExistsError
 from LiverTumorSegLib.terminology import SEGMENTS
 from LiverTumorSegLogic.slicercompat import segmentTerminology
 
@@ -266,3 +267,26 @@ def test_a_segmentation_removed_during_the_run_is_refused(headless, logic, ct_no
     slicer.mrmlScene.RemoveNode(target)
     with pytest.raises(InvalidInputError, match="not in the volume's scene"):
         logic.applyResult(ct_node, small_ct_result, target)
+
+
+def test_lesion_table_shows_titles_with_units_as_headers_is_locked_and_maps_rows_to_lesions(logic, lesion_case):
+    path, result = lesion_case
+    segmentationNode = logic.applyResult(slicer.util.loadVolume(str(path)), result)
+    tableNode = logic.lesionTableNode(segmentationNode)
+    # Off by default: qMRMLTableModel then shows the names as an editable row 0 and heads the columns A, B, C.
+    assert tableNode.GetUseColumnTitleAsColumnHeader()
+    assert tableNode.GetLocked()
+    assert tableNode.GetColumnTitle("volume_ml") == "Volume" and tableNode.GetColumnUnitLabel("volume_ml") == "ml"
+    assert tableNode.GetColumnTitle("centroid_R_ras") == "Centroid R RAS"
+    assert [logic.lesionIdAtRow(tableNode, row) for row in range(tableNode.GetNumberOfRows())] == [
+        lesion.id for lesion in result.lesions]
+    with pytest.raises(LiverTumorSegError, match="no lesion in row"):
+        logic.lesionIdAtRow(tableNode, tableNode.GetNumberOfRows())
+
+
+def test_segments_carry_terminology_in_the_tag_slicer_5_8_reads(processed):
+    _, _, _, segmentationNode, _ = processed
+    segment = segmentationNode.GetSegmentation().GetNthSegment(0)
+    tag = vtk.reference("")
+    assert segment.GetTag(segment.GetTerminologyEntryTagName(), tag)  # no GetTerminology() before Slicer 5.10
+    assert str(tag) == SEGMENTS[0].terminology_entry()
