@@ -197,6 +197,11 @@ class LiverTumorSegLogic:
         """Names of the library's HU window presets ("liver", "abdomen", ...)."""
         return list(windowPresets())
 
+    @staticmethod
+    def windowPreset(presetName: str):
+        """The library's HU window preset of that name (a WindowPreset: name, level, width)."""
+        return windowPresets()[presetName]
+
     def applyWindowPreset(self, volumeNode, presetName: str) -> None:
         """Set the volume's display window/level to a library preset such as "liver" or "abdomen".
 
