@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import tomllib
 from dataclasses import asdict
 from pathlib import Path
 
@@ -24,10 +25,16 @@ from LiverTumorSegLogic import EngineRun
 from LiverTumorSegLogic.engine_process import WORKER_SCRIPT, engineEnvironment, probeDevices
 
 REPO = Path(__file__).resolve().parents[2]
-STACKS = {
-    "5.8": {"python": "3.9", "numpy": "1.26.4", "scipy": "1.13.1", "SimpleITK": "2.3.1"},
-    "5.10": {"python": "3.12", "numpy": "2.0.2", "scipy": "1.13.1", "SimpleITK": "2.5.2"},
-}
+
+
+def _stacks() -> dict[str, dict[str, str]]:
+    """Slicer version -> {"python": "3.9", "numpy": "1.26.4", ...} from pyproject.toml's slicer-stacks table."""
+    table = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["livertumorseg"]["slicer-stacks"]
+    return {slicer: {"python": stack["python"], **dict(r.split("==") for r in stack["packages"])}
+            for slicer, stack in table.items()}
+
+
+STACKS = _stacks()
 VERSIONS = ("import json, sys, numpy, scipy, SimpleITK; print(json.dumps({'python': '%d.%d' % sys.version_info[:2], "
             "'numpy': numpy.__version__, 'scipy': scipy.__version__, 'SimpleITK': SimpleITK.Version.VersionString()}))")
 
