@@ -315,7 +315,7 @@ class LiverTumorSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def _finishRun(self, state, pending, cancelled: bool) -> None:
         """Add a finished result to the scene, or report cancellation / the error."""
-        from LiverTumorSegLib.errors import CancelledError, LiverTumorSegError
+        from LiverTumorSegLib.errors import CancelledError
 
         if cancelled or isinstance(state.error, CancelledError):  # a result that raced the cancel is dropped too
             self.ui.statusLabel.text = _("Cancelled; the scene was not changed.")
@@ -323,17 +323,26 @@ class LiverTumorSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if state.error is not None:
             details = "".join(traceback.format_exception(type(state.error), state.error, state.error.__traceback__))
             logging.error("LiverTumorSeg failed:\n%s", details)
-            known = isinstance(state.error, (LiverTumorSegError, EngineError))
+            message, more = self._errorTexts(state.error, details)
             # PythonQt shows detailedText=None as a "None" details box: pass it only when there is some.
-            extra = {} if known else {"detailedText": details}
-            slicer.util.errorDisplay(_("Segmentation failed: {message}").format(message=state.error), **extra)
-            self.ui.statusLabel.text = _("Failed: {message}").format(message=state.error)
+            extra = {"detailedText": more} if more else {}
+            slicer.util.errorDisplay(_("Segmentation failed: {message}").format(message=message), **extra)
+            self.ui.statusLabel.text = _("Failed: {message}").format(message=message)
             return
         volumeNode, segmentationNode, replaceSegments, options = pending
         with slicer.util.tryWithErrorDisplay(_("Cannot add the segmentation to the scene."), waitCursor=True):
             segmentationNode = self.logic.applyResult(volumeNode, state.result, segmentationNode, replaceSegments,
                                                       options.liverOnly)
             self._showResult(volumeNode, segmentationNode, state.result)
+
+    @staticmethod
+    def _errorTexts(error, traceText: str) -> tuple:
+        """(message, details or "") of a failed run: typed errors need no traceback; an engine crash shows its output."""
+        from LiverTumorSegLib.errors import LiverTumorSegError
+
+        if isinstance(error, EngineError):
+            return error.message, error.output
+        return str(error), "" if isinstance(error, LiverTumorSegError) else traceText
 
     # Results
 

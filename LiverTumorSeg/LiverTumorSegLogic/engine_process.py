@@ -39,6 +39,11 @@ OOM_HINT = "most likely it ran out of memory: close other programs, or try fast 
 class EngineError(RuntimeError):
     """The engine process failed without a library error: it crashed, was killed or broke the protocol."""
 
+    def __init__(self, message: str, output: str = "") -> None:
+        """`message` says what happened; `output` holds the child's last stderr lines, if any."""
+        super().__init__(message + (f". Its last output:\n{output}" if output else ""))
+        self.message, self.output = message, output
+
 
 @dataclass(frozen=True)
 class RunState:
@@ -140,7 +145,7 @@ def exitError(returncode: int, stderrTail: str) -> EngineError:
         text = "the segmentation engine ended without a result"
     else:
         text = f"the segmentation engine exited with code {returncode} without a result"
-    return EngineError(text + (f". Its last output:\n{stderrTail}" if stderrTail else ""))
+    return EngineError(text, stderrTail)
 
 
 class EngineRun:
