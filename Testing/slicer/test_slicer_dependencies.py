@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import ast
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
 from packaging.requirements import Requirement
 
 from LiverTumorSegLogic import dependencies
+
+tomllib = pytest.importorskip("tomllib", reason="reading pyproject.toml needs Python 3.11+")
 
 REPO = Path(__file__).resolve().parents[2]
 LIBRARY_DIR = REPO / "LiverTumorSegLib"

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import tomllib
 from dataclasses import asdict
 from pathlib import Path
 
@@ -23,6 +22,8 @@ from LiverTumorSegLib import Geometry, segment
 from LiverTumorSegLib.data import DEMO_CT
 from LiverTumorSegLogic import EngineRun
 from LiverTumorSegLogic.engine_process import WORKER_SCRIPT, engineEnvironment, probeDevices
+
+tomllib = pytest.importorskip("tomllib", reason="reading pyproject.toml needs Python 3.11+")
 
 REPO = Path(__file__).resolve().parents[2]
 
