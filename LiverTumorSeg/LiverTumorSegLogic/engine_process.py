@@ -33,7 +33,8 @@ Progress = Callable[[float, str], None]
 WORKER_SCRIPT = Path(protocol.__file__).resolve()
 STOP_TIMEOUT_S = 2.0
 STDERR_TAIL_LINES = 15
-OOM_HINT = "most likely it ran out of memory: close other programs, or try fast mode or liver only"
+OOM_ADVICE = "close other programs, or try fast mode or liver only"
+OOM_HINT = f"most likely it ran out of memory: {OOM_ADVICE}"
 
 
 class EngineError(RuntimeError):
@@ -131,7 +132,7 @@ def libraryError(kind: str, message: str) -> BaseException:
     if isinstance(cls, type) and issubclass(cls, errors.LiverTumorSegError):
         return cls(message)
     if kind == "MemoryError" or "Failed to allocate memory" in message:
-        return EngineError(f"the segmentation engine ran out of memory ({message or kind}); {OOM_HINT.split(': ')[1]}")
+        return EngineError(f"the segmentation engine ran out of memory ({message or kind}); {OOM_ADVICE}")
     return EngineError(f"the segmentation engine failed: {kind}: {message}")
 
 
