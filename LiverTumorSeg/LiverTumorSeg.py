@@ -1,8 +1,8 @@
 """LiverTumorSeg: automatic liver and liver-tumor segmentation of abdominal CT in 3D Slicer.
 
 This file holds the Slicer-facing classes (module, parameter node, widget, self-test). The work is
-done by the Qt-free `LiverTumorSegLogic` package next to it, which calls the bundled
-`LiverTumorSegLib` engine; the widget runs it in a worker thread and polls it with a QTimer.
+done by the Qt-free `LiverTumorSegLogic` package next to it, which runs the bundled `LiverTumorSegLib`
+engine in a child process (Slicer's PythonSlicer); the widget polls that process with a QTimer.
 """
 import logging
 import traceback
@@ -24,9 +24,9 @@ from slicer.ScriptedLoadableModule import (
 )
 from slicer.util import VTKObservationMixin
 
-from LiverTumorSegLogic import BackgroundRun, RunOptions
+from LiverTumorSegLogic import EngineError, RunOptions
 from LiverTumorSegLogic import LiverTumorSegLogic as CoreLogic
-from LiverTumorSegLogic import dependencies
+from LiverTumorSegLogic import dependencies, slicercompat
 
 DEVICE_LABELS = {"auto": "Auto", "cpu": "CPU", "cuda": "GPU (CUDA)"}
 POLL_INTERVAL_MS = 100
@@ -51,7 +51,8 @@ class LiverTumorSeg(ScriptedLoadableModule):
             "network cascade. Select the CT, press Apply, and edit the resulting <b>Liver</b> and "
             "<b>Liver tumor</b> segments in the Segment Editor. The lesion table lists every tumor with its "
             "volume, longest axial diameter and centroid; click a row to jump to it. For batch processing "
-            "from the Python console use <code>LiverTumorSegLogic().processFiles(paths, outputDir)</code>. "
+            "from the Python console use "
+            "<code>slicer.util.getModuleLogic(\"LiverTumorSeg\").processFiles(paths, outputDir)</code>. "
             "Research use only: not a medical device.")
         self.parent.acknowledgementText = _(
             "The demo CT is TotalSegmentator's abdominal example (Apache-2.0). See the extension's README for "
@@ -93,6 +94,7 @@ class LiverTumorSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._run = None
         self._pending = None
         self._installDeclined = False
+        self._installing = False
         self._shownSegmentation = None
         self._pollTimer = qt.QTimer()
         self._pollTimer.setInterval(POLL_INTERVAL_MS)
@@ -128,15 +130,13 @@ class LiverTumorSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def exit(self) -> None:
         """Called each time the user opens a different module."""
-        if self._parameterNode:
-            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
-            self._parameterNodeGuiTag = None
-            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateButtons)
+        self._disconnectParameterGui()
 
     def onSceneStartClose(self, caller, event) -> None:
-        """Stop any run and drop the parameter node before the scene closes."""
+        """Stop any run, clear the results and drop the parameter node before the scene closes."""
         self._cancelRun()
         self._setRunning(False)
+        self._clearResults()
         self.setParameterNode(None)
 
     def onSceneEndClose(self, caller, event) -> None:
@@ -154,15 +154,22 @@ class LiverTumorSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def setParameterNode(self, inputParameterNode: Optional[LiverTumorSegParameterNode]) -> None:
         """Connect the GUI to a parameter node (and disconnect the previous one)."""
-        if self._parameterNode:
-            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
-            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateButtons)
+        self._disconnectParameterGui()
         self._parameterNode = inputParameterNode
         if self._parameterNode:
-            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
+            # connectGui returns no tag on Slicer 5.8 (fixed in 5.10): connect by explicit mapping instead.
+            mapping = slicercompat.parameterWidgets(vars(self.ui).values())
+            self._parameterNodeGuiTag = self._parameterNode.connectParametersToGui(mapping)
             self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateButtons)
             self._labelDevices()
             self._updateButtons()
+
+    def _disconnectParameterGui(self) -> None:
+        """Disconnect the GUI from the current parameter node, if connected."""
+        if self._parameterNode and self._parameterNodeGuiTag is not None:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateButtons)
+        self._parameterNodeGuiTag = None
 
     def _labelDevices(self) -> None:
         """Name the device choices, marking those ONNX Runtime cannot use here as not available."""
@@ -173,17 +180,22 @@ class LiverTumorSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         for index, device in enumerate(DEVICE_LABELS):
             usable = available is None or device == "auto" or device in available
             combo.setItemText(index, DEVICE_LABELS[device] + ("" if usable else _(" (not available)")))
-        combo.toolTip = (_("Devices are checked after the first-use installation of ONNX Runtime.") if available is None
-                         else _("Available here: {devices}").format(devices=", ".join(DEVICE_LABELS[d] for d in available)))
+        if available is None:
+            combo.toolTip = _("Devices are checked after the first-use installation of ONNX Runtime.")
+            return
+        combo.toolTip = _("Available here: {devices}").format(devices=", ".join(DEVICE_LABELS[d] for d in available))
+        reason = self.logic.cudaUnavailableReason()
+        if reason:
+            combo.toolTip += " " + _("(no GPU: {reason})").format(reason=reason)
 
     def _updateButtons(self, caller=None, event=None) -> None:
         """Enable Apply and the window presets only when an input volume is selected."""
         hasInput = bool(self._parameterNode and self._parameterNode.inputVolume)
-        running = self._run is not None
-        self.ui.applyButton.enabled = hasInput and not running
+        busy = self._run is not None or self._installing
+        self.ui.applyButton.enabled = hasInput and not busy
         self.ui.applyButton.toolTip = _("Segment liver and liver tumors") if hasInput else _("Select an input CT volume")
-        self.ui.liverWindowButton.enabled = hasInput
-        self.ui.abdomenWindowButton.enabled = hasInput
+        self.ui.liverWindowButton.enabled = hasInput and not self._installing
+        self.ui.abdomenWindowButton.enabled = hasInput and not self._installing
 
     def _setRunning(self, running: bool) -> None:
         """Switch the panel between idle and running (progress shown, Cancel enabled)."""
@@ -201,6 +213,8 @@ class LiverTumorSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         missing = dependencies.missingModules()
         if not missing:
             return True
+        if self._installing:  # pip_install pumps the event loop: a second click must not start a second install
+            return False
         requirements = dependencies.pipRequirements(missing, dependencies.hasNvidiaGpu())
         if self._installDeclined:
             self.ui.statusLabel.text = _("Needs {packages}; reopen Slicer to be asked again.").format(
@@ -212,9 +226,17 @@ class LiverTumorSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if not slicer.util.confirmOkCancelDisplay(question, windowTitle=_("Install dependencies")):
             self._installDeclined = True
             return False
-        with slicer.util.tryWithErrorDisplay(_("Failed to install {packages}.").format(packages=", ".join(requirements)),
-                                             waitCursor=True):
-            slicer.util.pip_install(requirements)
+        self._installing = True
+        self._updateButtons()
+        self.ui.statusLabel.text = _("Installing {packages}...").format(packages=", ".join(requirements))
+        try:
+            with slicer.util.tryWithErrorDisplay(_("Failed to install {packages}.").format(packages=", ".join(requirements)),
+                                                 waitCursor=True):
+                slicer.util.pip_install(requirements)
+        finally:
+            self._installing = False
+            self._updateButtons()
+            self.ui.statusLabel.text = ""
         if dependencies.missingModules():
             return False
         self._labelDevices()
@@ -223,23 +245,21 @@ class LiverTumorSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     # Window presets
 
     def onWindowPreset(self, presetName: str) -> None:
-        """Apply a library HU window preset to the input volume."""
-        if not self.ensureDependencies():
-            return
+        """Apply a library HU window preset to the input volume (works before the first-use install)."""
         with slicer.util.tryWithErrorDisplay(_("Cannot apply the window preset."), waitCursor=False):
             self.logic.applyWindowPreset(self._parameterNode.inputVolume, presetName)
 
     # Running
 
     def onApplyButton(self) -> None:
-        """Start the segmentation in a worker thread (the GUI stays responsive)."""
+        """Start the segmentation in the engine process (the GUI stays responsive)."""
         if self._run is not None or not self.ensureDependencies():
             return
         with slicer.util.tryWithErrorDisplay(_("Cannot start the segmentation."), waitCursor=False):
             self._startRun()
 
     def _startRun(self) -> None:
-        """Check the inputs, copy the voxels, and start the background run."""
+        """Check the inputs, hand the voxels to the engine process, and start polling it."""
         p = self._parameterNode
         replaceSegments = self._confirmReplace(p.outputSegmentation, p.liverOnly)
         if replaceSegments is None:
@@ -247,8 +267,7 @@ class LiverTumorSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         volume = self.logic.volumeFromNode(p.inputVolume)
         options = RunOptions(p.device, p.fast, p.liverOnly, p.minLesionMm3)
         self._pending = (p.inputVolume, p.outputSegmentation, replaceSegments, options)
-        self._run = BackgroundRun(lambda progress, cancel: self.logic.segmentVolume(volume, options, progress, cancel))
-        self._run.start()
+        self._run = self.logic.startSegmentation(volume, options)
         self.ui.statusLabel.text = _("Starting...")
         self.ui.progressBar.value = 0
         self._setRunning(True)
@@ -266,10 +285,10 @@ class LiverTumorSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             return True if slicer.util.confirmOkCancelDisplay(question, windowTitle=_("Replace segments")) else None
 
     def onCancelButton(self) -> None:
-        """Ask the running segmentation to stop (it does within about a second)."""
+        """Stop the engine process now; the next poll reports the cancellation."""
         if self._run is not None:
-            self._run.cancel()
             self.ui.statusLabel.text = _("Cancelling...")
+            self._run.cancel()
 
     def _cancelRun(self) -> None:
         """Cancel and forget any run without applying its result (scene closing, module unloading)."""
@@ -279,7 +298,7 @@ class LiverTumorSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._run, self._pending = None, None
 
     def onPollTimer(self) -> None:
-        """Show the worker's progress; when it has finished, apply or report its outcome."""
+        """Show the engine's progress; when it has ended, load and apply or report its outcome."""
         if self._run is None:
             self._pollTimer.stop()
             return
@@ -296,7 +315,7 @@ class LiverTumorSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def _finishRun(self, state, pending, cancelled: bool) -> None:
         """Add a finished result to the scene, or report cancellation / the error."""
-        from LiverTumorSegLib.errors import CancelledError, LiverTumorSegError
+        from LiverTumorSegLib.errors import CancelledError
 
         if cancelled or isinstance(state.error, CancelledError):  # a result that raced the cancel is dropped too
             self.ui.statusLabel.text = _("Cancelled; the scene was not changed.")
@@ -304,16 +323,26 @@ class LiverTumorSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if state.error is not None:
             details = "".join(traceback.format_exception(type(state.error), state.error, state.error.__traceback__))
             logging.error("LiverTumorSeg failed:\n%s", details)
-            known = isinstance(state.error, LiverTumorSegError)
-            slicer.util.errorDisplay(_("Segmentation failed: {message}").format(message=state.error),
-                                     detailedText=None if known else details)
-            self.ui.statusLabel.text = _("Failed: {message}").format(message=state.error)
+            message, more = self._errorTexts(state.error, details)
+            # PythonQt shows detailedText=None as a "None" details box: pass it only when there is some.
+            extra = {"detailedText": more} if more else {}
+            slicer.util.errorDisplay(_("Segmentation failed: {message}").format(message=message), **extra)
+            self.ui.statusLabel.text = _("Failed: {message}").format(message=message)
             return
         volumeNode, segmentationNode, replaceSegments, options = pending
         with slicer.util.tryWithErrorDisplay(_("Cannot add the segmentation to the scene."), waitCursor=True):
             segmentationNode = self.logic.applyResult(volumeNode, state.result, segmentationNode, replaceSegments,
                                                       options.liverOnly)
             self._showResult(volumeNode, segmentationNode, state.result)
+
+    @staticmethod
+    def _errorTexts(error, traceText: str) -> tuple:
+        """(message, details or "") of a failed run: typed errors need no traceback; an engine crash shows its output."""
+        from LiverTumorSegLib.errors import LiverTumorSegError
+
+        if isinstance(error, EngineError):
+            return error.message, error.output
+        return str(error), "" if isinstance(error, LiverTumorSegError) else traceText
 
     # Results
 
@@ -330,15 +359,27 @@ class LiverTumorSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.lesionCountLabel.text = str(summary["lesions"])
         self.ui.resultsCollapsibleButton.collapsed = False
         status = _("Done in {seconds:.1f} s on {device}.").format(seconds=summary["seconds"], device=summary["device"].upper())
-        self.ui.statusLabel.text = " ".join([status] + list(result.warnings))
+        modelSet = self.logic.modelSetLine(result)  # which model set ran and its accuracy, in one line
+        self.ui.statusLabel.text = " ".join([status] + ([modelSet] if modelSet else []) + list(result.warnings))
+
+    def _clearResults(self) -> None:
+        """Forget the shown result (its nodes are going away with the scene)."""
+        self._shownSegmentation = None
+        self.ui.lesionTableView.setMRMLTableNode(None)
+        for label in (self.ui.liverVolumeLabel, self.ui.tumorVolumeLabel, self.ui.tumorBurdenLabel, self.ui.lesionCountLabel):
+            label.text = ""
+        self.ui.statusLabel.text = ""
 
     def onLesionClicked(self, index) -> None:
-        """Jump the slice views to the centroid of the clicked lesion."""
+        """Jump the slice views to the centroid of the clicked lesion (read from the table node, not the cell)."""
         segmentationNode = self._shownSegmentation
-        if segmentationNode is None or not index.isValid():
+        if segmentationNode is None or segmentationNode.GetScene() is None or not index.isValid():
             return
         with slicer.util.tryWithErrorDisplay(_("Cannot jump to the lesion."), waitCursor=False):
-            lesionId = int(float(index.sibling(index.row(), 0).data()))
+            view = self.ui.lesionTableView
+            tableRow = slicercompat.tableRowOfIndex(view, index)
+            tableNode = self.logic.lesionTableNode(segmentationNode)
+            lesionId = self.logic.lesionIdAtRow(tableNode, tableRow)
             position = self.logic.lesionCentroid(segmentationNode, lesionId, self._parameterNode.inputVolume)
             slicer.modules.markups.logic().JumpSlicesToLocation(*position, True)
 
@@ -372,11 +413,18 @@ class LiverTumorSegTest(ScriptedLoadableModuleTest):
         slicer.mrmlScene.Clear()
 
     def runTest(self):
-        """Run all tests."""
+        """Run all tests; those needing the engine are skipped (with the reason) before the first-use install."""
+        self.setUp()
+        self.test_WindowPreset()  # needs no install
+        missing = dependencies.missingModules()
+        if missing:
+            requirements = dependencies.pipRequirements(missing, dependencies.hasNvidiaGpu())
+            reason = f"LiverTumorSeg engine self-tests skipped: needs {', '.join(requirements)} (open the module once to install them)"
+            logging.warning(reason)
+            self.delayDisplay(reason)
+            return
         self.setUp()
         self.test_SegmentDemoCt()
-        self.setUp()
-        self.test_WindowPreset()
         self.setUp()
         self.test_RejectsSingleSlice()
 
@@ -389,7 +437,6 @@ class LiverTumorSegTest(ScriptedLoadableModuleTest):
     def test_SegmentDemoCt(self):
         """Apply on the demo CT gives Liver / Liver tumor segments on the CT grid and a lesion table."""
         self.delayDisplay("Segmenting the demo CT")
-        dependencies.requireDependencies()
         volumeNode = self._demoVolume()
         logic = LiverTumorSegLogic()
         steps = []
@@ -401,21 +448,23 @@ class LiverTumorSegTest(ScriptedLoadableModuleTest):
         liver = slicer.util.arrayFromSegmentBinaryLabelmap(segmentationNode, liverId, volumeNode)
         self.assertEqual(liver.shape, slicer.util.arrayFromVolume(volumeNode).shape)
         self.assertGreater(int(liver.sum()), 1000)
-        self.assertTrue(segmentation.GetSegment(liverId).HasTerminology())
+        self.assertTrue(slicercompat.segmentTerminology(segmentation.GetSegment(liverId)))  # 5.8 has no HasTerminology
         self.assertIsNotNone(logic.lesionTableNode(segmentationNode))
         self.assertGreater(float(logic.resultSummary(segmentationNode)["liver_volume_ml"]), 100.0)
         self.assertEqual(steps[-1], 1.0)
         self.delayDisplay("Test passed")
 
     def test_WindowPreset(self):
-        """The liver preset sets the library's liver window on the display node."""
-        from LiverTumorSegLib import PRESETS
+        """The liver preset sets the library's liver window on the display node (works before the install)."""
+        import numpy as np
 
-        volumeNode = self._demoVolume()
-        LiverTumorSegLogic().applyWindowPreset(volumeNode, "liver")
+        volumeNode = slicer.util.addVolumeFromArray(np.zeros((8, 16, 16), np.int16))
+        logic = LiverTumorSegLogic()
+        logic.applyWindowPreset(volumeNode, "liver")
         displayNode = volumeNode.GetDisplayNode()
-        self.assertAlmostEqual(displayNode.GetWindow(), PRESETS["liver"].width)
-        self.assertAlmostEqual(displayNode.GetLevel(), PRESETS["liver"].level)
+        liver = logic.windowPreset("liver")
+        self.assertAlmostEqual(displayNode.GetWindow(), liver.width)
+        self.assertAlmostEqual(displayNode.GetLevel(), liver.level)
         self.delayDisplay("Test passed")
 
     def test_RejectsSingleSlice(self):

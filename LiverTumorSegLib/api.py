@@ -23,7 +23,7 @@ from .runtime import Model, load_model_file
 from .validation import check_ct
 
 log = logging.getLogger(__name__)
-ImageLike = Union[sitk.Image, Volume, str, Path]  # typing.Union: evaluated at import, Python 3.9 (Slicer 5.8)
+ImageLike = Union[sitk.Image, Volume, str, Path]  # typing.Union: `X | Y` fails at import on Python 3.9 (Slicer 5.8)
 
 
 def make_config(*, device: str = "auto", fast: bool = False, liver_only: bool = False,

@@ -2,9 +2,10 @@
 
 LiverTumorSegLib (the segmentation engine bundled with the extension) is imported lazily, after
 `dependencies.requireDependencies()`, so that this package and the module load without onnxruntime.
+The engine itself runs in a child process (engine_process.py runs engine_worker.py).
 """
-from .background import BackgroundRun, RunState
 from .batch import CaseReport
+from .engine_process import EngineError, EngineRun, RunState
 from .logic import LiverTumorSegLogic, RunOptions
 
-__all__ = ["LiverTumorSegLogic", "RunOptions", "CaseReport", "BackgroundRun", "RunState"]
+__all__ = ["LiverTumorSegLogic", "RunOptions", "CaseReport", "EngineRun", "EngineError", "RunState"]

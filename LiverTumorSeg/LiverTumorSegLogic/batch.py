@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import slicer
 
 from . import nodes
-from .background import Progress
+from .engine_process import Progress
 
 if TYPE_CHECKING:
     from .logic import LiverTumorSegLogic, RunOptions
@@ -44,6 +44,12 @@ def caseNames(paths: list[Path]) -> list[str]:
     return case_names(paths)
 
 
+def nameClash(paths: list[Path], names: list[str], index: int) -> str:
+    """The earlier input of this batch with the same output name as input `index` ("" if none)."""
+    earlier = [str(p) for p, n in zip(paths[:index], names[:index]) if n == names[index]]
+    return earlier[0] if earlier else ""
+
+
 def outputFiles(outputDir: Path, name: str) -> tuple[Path, Path]:
     """(segmentation, lesion CSV) paths of case `name`."""
     return outputDir / f"{name}{SEGMENTATION_SUFFIX}", outputDir / f"{name}{LESIONS_SUFFIX}"
@@ -57,9 +63,15 @@ def processFiles(logic: "LiverTumorSegLogic", inputPaths, outputDir: Path, optio
     paths = expand_inputs(inputPaths)  # folders of CT files are expanded; DICOM folders stay one case
     outputDir.mkdir(parents=True, exist_ok=True)
     reports: list[CaseReport] = []
-    for index, (path, name) in enumerate(zip(paths, caseNames(paths))):
+    names = caseNames(paths)
+    for index, (path, name) in enumerate(zip(paths, names)):
         caseProgress = _caseProgress(progress, index, len(paths), name)
-        report = processCase(logic, path, outputDir, name, options, overwrite, caseProgress, cancel)
+        clash = nameClash(paths, names, index)
+        if clash:
+            report = CaseReport(str(path), "failed", message=f"same output name '{name}' as {clash}: "
+                                                             "segment it into another output folder")
+        else:
+            report = processCase(logic, path, outputDir, name, options, overwrite, caseProgress, cancel)
         log.info("%s: %s %s", path, report.status, report.message)
         reports.append(report)
         if report.status == "cancelled":
@@ -98,6 +110,8 @@ def processCase(logic: "LiverTumorSegLogic", path: Path, outputDir: Path, name: 
         report.status, report.message = "failed", f"unexpected error: {exc}"
     finally:
         nodes.removeNodes(created)
+    if report.status in ("failed", "cancelled"):  # name only files that exist
+        report.segmentationFile = report.lesionsFile = ""
     report.seconds = round(time.perf_counter() - start, 2)
     return report
 
@@ -143,7 +157,18 @@ def writeNode(node, path: Path) -> None:
     """Write a storable node to `path` with its default storage node (not added to the scene)."""
     from LiverTumorSegLib.errors import LiverTumorSegError
 
-    storageNode = node.CreateDefaultStorageNode()
+    storageNode = createStorageNode(node)
     storageNode.SetFileName(str(path))
     if not storageNode.WriteData(node):
         raise LiverTumorSegError(f"cannot write {path.name} to {path.parent}")
+
+
+def createStorageNode(node):
+    """The node's default storage node, owned by Python only (released when it goes out of use).
+
+    CreateDefaultStorageNode returns a new reference that the caller must release (it is not marked
+    VTK_NEWINSTANCE), so Python would otherwise keep one reference forever, as sitkUtils notes.
+    """
+    storageNode = node.CreateDefaultStorageNode()
+    storageNode.UnRegister(None)
+    return storageNode

@@ -7,14 +7,24 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import shutil
+import sys
 
-#: Import name -> pip requirement of every runtime dependency that Slicer's Python does not bundle.
-RUNTIME_PACKAGES: dict[str, str] = {
-    "onnxruntime": "onnxruntime",
-    "cc3d": "connected-components-3d",
-    "scipy": "scipy",
+#: Import name -> pip requirement of every runtime dependency that Slicer's Python does not bundle, pinned.
+#: These are the pins of the `slicer-runtime` extra in pyproject.toml (a test keeps the two equal; the
+#: extension ships without pyproject.toml). (max Python, requirement): the first that fits this Python;
+#: onnxruntime wheels after 1.19.2 no longer cover Python 3.9 (Slicer 5.8).
+RUNTIME_PINS: dict[str, list[tuple[tuple[int, int], str]]] = {
+    "onnxruntime": [((3, 9), "onnxruntime==1.19.2"), ((99, 0), "onnxruntime==1.31.1")],
+    "cc3d": [((99, 0), "connected-components-3d==4.1.1")],
+    "scipy": [((99, 0), "scipy==1.13.1")],  # bundled by Slicer 5.8 and 5.10 (1.13.1): only if missing
 }
-GPU_RUNTIME = "onnxruntime-gpu"
+GPU_PINS: list[tuple[tuple[int, int], str]] = [((3, 9), "onnxruntime-gpu==1.19.2"), ((99, 0), "onnxruntime-gpu==1.31.1")]
+RUNTIME_PACKAGES: dict[str, str] = {"onnxruntime": "onnxruntime", "cc3d": "connected-components-3d", "scipy": "scipy"}
+
+
+def pinFor(pins: list[tuple[tuple[int, int], str]], pythonVersion: tuple[int, int]) -> str:
+    """The pinned requirement of the first entry whose maximum Python version covers `pythonVersion`."""
+    return next(req for maxVersion, req in pins if tuple(pythonVersion[:2]) <= maxVersion)
 
 
 def missingModules() -> list[str]:
@@ -28,11 +38,12 @@ def hasNvidiaGpu() -> bool:
     return shutil.which("nvidia-smi") is not None
 
 
-def pipRequirements(missing: list[str], nvidiaGpu: bool) -> list[str]:
-    """pip requirements installing the `missing` import names (the CUDA build of ONNX Runtime with a GPU)."""
-    requirements = [RUNTIME_PACKAGES[name] for name in missing]
-    if nvidiaGpu and "onnxruntime" in missing:
-        requirements[requirements.index("onnxruntime")] = GPU_RUNTIME
+def pipRequirements(missing: list[str], nvidiaGpu: bool, pythonVersion: tuple[int, int] = tuple(sys.version_info[:2])) -> list[str]:
+    """Pinned pip requirements installing the `missing` import names (the CUDA build of ONNX Runtime with a GPU)."""
+    requirements = []
+    for name in missing:
+        pins = GPU_PINS if name == "onnxruntime" and nvidiaGpu else RUNTIME_PINS[name]
+        requirements.append(pinFor(pins, pythonVersion))
     return requirements
 
 

@@ -7,8 +7,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 from . import batch, nodes
-from .background import Progress
 from .dependencies import requireDependencies
+from .engine_process import EngineRun, Progress, probeDevices, runToCompletion
+from . import presets
+from .presets import windowPresets
 
 if TYPE_CHECKING:
     import SimpleITK as sitk
@@ -24,6 +26,13 @@ class RunOptions:
     liverOnly: bool = False
     minLesionMm3: float | None = None  # None: the library's default
 
+    def segmentKwargs(self) -> dict:
+        """The keyword options of LiverTumorSegLib.segment for this run: the one place to add a new option."""
+        kwargs = {"device": self.device, "fast": self.fast, "liver_only": self.liverOnly}
+        if self.minLesionMm3 is not None:
+            kwargs["min_lesion_mm3"] = float(self.minLesionMm3)
+        return kwargs
+
 
 class LiverTumorSegLogic:
     """Liver and liver-tumor segmentation of CT volume nodes, usable from Slicer's Python console.
@@ -33,7 +42,13 @@ class LiverTumorSegLogic:
 
         logic = LiverTumorSegLogic()
         segmentationNode = logic.process(slicer.util.getNode("CT"))
+
+    The engine runs in a child process (see engine_process.py); `engineCommand` replaces its command
+    line (`[PythonSlicer, engine_worker.py]`) when set.
     """
+
+    engineCommand: list[str] | None = None
+    _devices: tuple[list[str], str] | None = None  # probeDevices() result, shared by all instances
 
     def process(self, volumeNode, segmentationNode=None, device: str = "auto", fast: bool = False,
                 liverOnly: bool = False, minLesionMm3: float | None = None, progress: Progress | None = None,
@@ -73,14 +88,28 @@ class LiverTumorSegLogic:
         requireDependencies()
         return nodes.volumeFromNode(volumeNode)
 
+    def startSegmentation(self, volume: "Volume | sitk.Image", options: RunOptions = RunOptions()) -> EngineRun:
+        """Start the engine process on a Volume or SimpleITK image; poll the returned run's `state()`."""
+        requireDependencies()
+        voxels, geometry = nodes.voxelsAndGeometry(volume)
+        return EngineRun(voxels, geometry, options.segmentKwargs(), self.engineCommand).start()
+
     def segmentVolume(self, volume: "Volume | sitk.Image", options: RunOptions = RunOptions(),
                       progress: Progress | None = None, cancel: threading.Event | None = None) -> "SegmentationResult":
-        """Run the library's cascade on a Volume or SimpleITK image (touches no MRML: safe in a worker thread)."""
-        requireDependencies()
-        from LiverTumorSegLib import segment
+        """Run the library's cascade in the engine process and wait for it (touches no MRML).
 
-        return segment(volume, device=options.device, fast=options.fast, liver_only=options.liverOnly,
-                       min_lesion_mm3=options.minLesionMm3, progress=progress, cancel=cancel)
+        `progress(fraction, message)` gets every stage; setting `cancel` stops the process and raises
+        CancelledError. A crashed or killed engine raises EngineError; bad input the library's errors.
+        """
+        requireDependencies()
+        voxels, geometry = nodes.voxelsAndGeometry(volume)
+        run = EngineRun(voxels, geometry, options.segmentKwargs(), self.engineCommand)
+        return runToCompletion(run, progress, cancel)
+
+    @staticmethod
+    def modelSetLine(result: "SegmentationResult") -> str:
+        """One line naming the model set that ran and its accuracy, for the panel ("" until the library says)."""
+        return ""  # placeholder: filled when the library reports its model set
 
     def checkOutput(self, segmentationNode, replaceSegments: bool, liverOnly: bool = False) -> None:
         """Raise OutputExistsError when writing would overwrite segments and `replaceSegments` is False."""
@@ -154,6 +183,11 @@ class LiverTumorSegLogic:
         return nodes.readSummary(segmentationNode)
 
     @staticmethod
+    def lesionIdAtRow(tableNode, row: int) -> int:
+        """The lesion id in a row of the lesion table node (what a click on that row of the table view means)."""
+        return nodes.lesionIdAtRow(tableNode, row)
+
+    @staticmethod
     def lesionCentroid(segmentationNode, lesionId: int, volumeNode=None) -> tuple[float, float, float]:
         """World RAS position (mm) of a lesion's centroid, for jumping slice views to it."""
         return nodes.lesionCentroidWorld(nodes.lesionTableNode(segmentationNode), lesionId, volumeNode)
@@ -161,24 +195,32 @@ class LiverTumorSegLogic:
     @staticmethod
     def presetNames() -> list[str]:
         """Names of the library's HU window presets ("liver", "abdomen", ...)."""
-        from LiverTumorSegLib import PRESETS
-
-        return list(PRESETS)
-
-    def applyWindowPreset(self, volumeNode, presetName: str) -> None:
-        """Set the volume's display window/level to a library preset such as "liver" or "abdomen"."""
-        from LiverTumorSegLib import PRESETS
-        from LiverTumorSegLib.errors import InvalidInputError
-
-        if presetName not in PRESETS:
-            raise InvalidInputError(f"unknown window preset '{presetName}' (have {', '.join(PRESETS)})")
-        nodes.checkVolumeNode(volumeNode)
-        nodes.applyWindow(volumeNode, PRESETS[presetName])
+        return list(windowPresets())
 
     @staticmethod
-    def availableDevices() -> list[str]:
-        """Devices ONNX Runtime can use here: ["cpu"] or ["cpu", "cuda"]."""
-        requireDependencies()
-        from LiverTumorSegLib.runtime import available_devices
+    def windowPreset(presetName: str):
+        """The library's HU window preset of that name (a WindowPreset: name, level, width)."""
+        return windowPresets()[presetName]
 
-        return available_devices()
+    def applyWindowPreset(self, volumeNode, presetName: str) -> None:
+        """Set the volume's display window/level to a library preset such as "liver" or "abdomen".
+
+        Works before the first-use install: the presets are read without importing the engine.
+        """
+        available = windowPresets()
+        if presetName not in available:
+            raise presets.errors().InvalidInputError(f"unknown window preset '{presetName}' (have {', '.join(available)})")
+        nodes.checkVolumeNode(volumeNode)
+        nodes.applyWindow(volumeNode, available[presetName])
+
+    def availableDevices(self) -> list[str]:
+        """Devices the engine can really use here: ["cpu"] or ["cpu", "cuda"] (checked once, in the engine process)."""
+        requireDependencies()
+        if LiverTumorSegLogic._devices is None:
+            LiverTumorSegLogic._devices = probeDevices(self.engineCommand)
+        return list(LiverTumorSegLogic._devices[0])
+
+    def cudaUnavailableReason(self) -> str:
+        """Why CUDA cannot be used here ("" when it can), from the same one-time engine check."""
+        self.availableDevices()
+        return LiverTumorSegLogic._devices[1]

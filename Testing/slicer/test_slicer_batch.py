@@ -9,6 +9,7 @@ import pytest
 
 import slicer
 from LiverTumorSegLogic.batch import caseNames
+from LiverTumorSegLogic.slicercompat import segmentTerminology
 
 from .mrml_helpers import exported_labels
 
@@ -52,7 +53,7 @@ def test_saved_segmentation_reloads_with_the_library_labels_and_terminology(head
     segmentation = segmentationNode.GetSegmentation()
     assert [segmentation.GetNthSegment(i).GetName() for i in range(segmentation.GetNumberOfSegments())] == [
         "Liver", "Liver tumor"]
-    assert all(segmentation.GetNthSegment(i).HasTerminology() for i in range(2))
+    assert all(segmentTerminology(segmentation.GetNthSegment(i)) for i in range(2))
     assert np.array_equal(exported_labels(segmentationNode, volumeNode), small_ct_result.labels)
     with open(report.lesionsFile, newline="") as f:
         rows = list(csv.DictReader(f))
@@ -67,6 +68,31 @@ def test_overwrite_redoes_a_case(headless, logic, small_ct_path, tmp_path):
     assert second.status == "done" and Path(second.segmentationFile).stat().st_mtime_ns != stamp
 
 
-def test_case_names_are_unique_when_files_share_a_name():
-    paths = [Path("a/ct.nii.gz"), Path("b/ct.nii.gz"), Path("c/scan.nrrd"), Path("d/series")]
-    assert caseNames(paths) == ["a_ct", "b_ct", "scan", "series"]
+def test_case_names_depend_on_the_file_alone_not_on_the_rest_of_the_batch():
+    paths = [Path("a/ct.nii.gz"), Path("c/scan.nrrd"), Path("d/series")]
+    assert caseNames(paths) == ["ct", "scan", "series"]
+    assert caseNames(paths[:1]) == ["ct"] and caseNames([Path("b/ct.nii.gz"), *paths])[1] == "ct"
+
+
+def test_a_second_input_with_the_same_name_fails_clearly_and_overwrites_nothing(headless, logic, small_ct_path, tmp_path):
+    twin = tmp_path / "other" / small_ct_path.name
+    twin.parent.mkdir()
+    twin.write_bytes(b"never read: the name clash is reported first")
+    reports = logic.processFiles([small_ct_path, twin], tmp_path / "out", liverOnly=True)
+    assert [r.status for r in reports] == ["done", "failed"]
+    assert f"same output name 'ct' as {small_ct_path}" in reports[1].message
+    assert reports[1].segmentationFile == "" and reports[1].lesionsFile == ""
+
+
+def test_failed_cases_name_no_output_files(headless, logic, corrupt_ct, tmp_path):
+    (report,) = logic.processFiles([corrupt_ct], tmp_path / "out")
+    assert report.status == "failed" and report.segmentationFile == "" and report.lesionsFile == ""
+
+
+def test_storage_nodes_for_writing_are_released(headless):
+    from LiverTumorSegLogic.batch import createStorageNode
+
+    for nodeClass in ("vtkMRMLSegmentationNode", "vtkMRMLTableNode"):
+        node = slicer.mrmlScene.AddNewNodeByClass(nodeClass)
+        assert createStorageNode(node).GetReferenceCount() == 1, "only Python may hold the storage node"
+        assert node.CreateDefaultStorageNode().GetReferenceCount() == 2, "slicer-core changed: revisit createStorageNode"

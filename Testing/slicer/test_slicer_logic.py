@@ -7,11 +7,13 @@ import time
 import numpy as np
 import pytest
 import SimpleITK as sitk
+import vtk
 
 import slicer
 from LiverTumorSegLib import PRESETS, Lesion, segment
-from LiverTumorSegLib.errors import CancelledError, InvalidInputError, NotCTError, OutputExistsError
+from LiverTumorSegLib.errors import CancelledError, InvalidInputError, LiverTumorSegError, NotCTError, OutputExistsError
 from LiverTumorSegLib.terminology import SEGMENTS
+from LiverTumorSegLogic.slicercompat import segmentTerminology
 
 from .headless_slicer import HeadlessSlicer
 from .mrml_helpers import exported_labels, ijk_to_ras, on_reference_grid, reoriented, rotation
@@ -47,14 +49,14 @@ def test_process_creates_liver_and_tumor_segments_with_snomed_terminology_and_co
     for segment, spec in zip(segments, SEGMENTS):
         assert np.allclose(segment.GetColor(), spec.color_float)
         entry = slicer.vtkSlicerTerminologyEntry()
-        assert slicer.vtkSlicerTerminologiesModuleLogic.DeserializeTerminologyEntry(segment.GetTerminology(), entry)
+        assert slicer.vtkSlicerTerminologiesModuleLogic.DeserializeTerminologyEntry(segmentTerminology(segment), entry)
         assert (entry.GetCategoryObject().GetCodingSchemeDesignator(), entry.GetCategoryObject().GetCodeValue()) == (
             "SCT", spec.category.value)
         assert (entry.GetTypeObject().GetCodingSchemeDesignator(), entry.GetTypeObject().GetCodeValue()) == (
             "SCT", spec.type.value)
     assert segments[0].GetColor() == pytest.approx((221 / 255, 130 / 255, 101 / 255))
     tumor = slicer.vtkSlicerTerminologyEntry()
-    slicer.vtkSlicerTerminologiesModuleLogic.DeserializeTerminologyEntry(segments[1].GetTerminology(), tumor)
+    slicer.vtkSlicerTerminologiesModuleLogic.DeserializeTerminologyEntry(segmentTerminology(segments[1]), tumor)
     assert tumor.GetTypeObject().GetCodeValue() == "108369006"  # SNOMED CT: neoplasm
     assert tumor.GetAnatomicRegionObject().GetCodeValue() == "10200004"  # in the liver
 
@@ -265,3 +267,26 @@ def test_a_segmentation_removed_during_the_run_is_refused(headless, logic, ct_no
     slicer.mrmlScene.RemoveNode(target)
     with pytest.raises(InvalidInputError, match="not in the volume's scene"):
         logic.applyResult(ct_node, small_ct_result, target)
+
+
+def test_lesion_table_shows_titles_with_units_as_headers_is_locked_and_maps_rows_to_lesions(logic, lesion_case):
+    path, result = lesion_case
+    segmentationNode = logic.applyResult(slicer.util.loadVolume(str(path)), result)
+    tableNode = logic.lesionTableNode(segmentationNode)
+    # Off by default: qMRMLTableModel then shows the names as an editable row 0 and heads the columns A, B, C.
+    assert tableNode.GetUseColumnTitleAsColumnHeader()
+    assert tableNode.GetLocked()
+    assert tableNode.GetColumnTitle("volume_ml") == "Volume" and tableNode.GetColumnUnitLabel("volume_ml") == "ml"
+    assert tableNode.GetColumnTitle("centroid_R_ras") == "Centroid R RAS"
+    assert [logic.lesionIdAtRow(tableNode, row) for row in range(tableNode.GetNumberOfRows())] == [
+        lesion.id for lesion in result.lesions]
+    with pytest.raises(LiverTumorSegError, match="no lesion in row"):
+        logic.lesionIdAtRow(tableNode, tableNode.GetNumberOfRows())
+
+
+def test_segments_carry_terminology_in_the_tag_slicer_5_8_reads(processed):
+    _, _, _, segmentationNode, _ = processed
+    segment = segmentationNode.GetSegmentation().GetNthSegment(0)
+    tag = vtk.reference("")
+    assert segment.GetTag(segment.GetTerminologyEntryTagName(), tag)  # no GetTerminology() before Slicer 5.10
+    assert str(tag) == SEGMENTS[0].terminology_entry()

@@ -125,3 +125,12 @@ def test_repository_has_a_license_and_the_shipped_files_stay_small():
     module = _cmake_sets(MODULE_DIR / "CMakeLists.txt")
     shipped = [REPO / f for f in listed] + [MODULE_DIR / f for f in module["MODULE_PYTHON_SCRIPTS"] + module["MODULE_PYTHON_RESOURCES"]]
     assert sum(p.stat().st_size for p in shipped) < 100 * 2**20
+
+
+def test_hosting_repository_name_starts_with_slicer_as_the_extensions_index_requires():
+    homepage = urlparse(_cmake_value(REPO / "CMakeLists.txt", "EXTENSION_HOMEPAGE"))
+    owner, repository = homepage.path.strip("/").split("/")[:2]
+    assert repository.startswith("Slicer"), repository
+    assert owner == "OWNER", "keep the explicit placeholder until the organisation is known"
+    scm = urlparse(json.loads((REPO / "LiverTumorSeg.json").read_text())["scm_url"])
+    assert scm.path.removesuffix(".git").strip("/") == f"{owner}/{repository}"

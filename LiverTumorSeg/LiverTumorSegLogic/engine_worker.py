@@ -1,0 +1,126 @@
+"""Child-process entry point: segment one CT from a work folder and report machine-readable progress.
+
+Run by engine_process.py as `PythonSlicer engine_worker.py WORKDIR` (any Python with LiverTumorSegLib
+importable). Reads WORKDIR/request.json and WORKDIR/input.npy, writes WORKDIR/labels.npy and
+WORKDIR/result.json, and prints one `LIVERTUMORSEG {json}` line per event on stdout:
+{"event": "progress", "fraction", "message"}, {"event": "error", "type", "message", "traceback"} or
+{"event": "done"}. It exits when its stdin closes (the parent is gone). Python 3.9 compatible; no Slicer.
+`engine_worker.py --probe` prints one {"event": "devices", "devices", "reason"} line: the devices that
+really work here (onnxruntime-gpu lists CUDA even where CUDA's libraries or driver are unusable).
+"""
+import base64
+import json
+import os
+import sys
+import threading
+import traceback
+from dataclasses import asdict
+from pathlib import Path
+
+PREFIX = "LIVERTUMORSEG "
+REQUEST, INPUT, LABELS, RESULT = "request.json", "input.npy", "labels.npy", "result.json"
+#: A 69-byte ONNX model (y = Identity(x), opset 13, IR 7) to see whether a CUDA session really starts.
+PROBE_MODEL = base64.b64decode("CAc6OwoQCgF4EgF5IghJZGVudGl0eRIFcHJvYmVaDwoBeBIKCggIARIECgIIAWIPCgF5EgoKCAgBEgQKAggBQgQKABAN")
+
+
+def emit(event: str, **fields) -> None:
+    """Print one protocol line (flushed at once)."""
+    sys.stdout.write(PREFIX + json.dumps(dict(event=event, **fields)) + "\n")
+    sys.stdout.flush()
+
+
+def exitWhenParentCloses() -> None:
+    """Watch stdin in a daemon thread; end this process when the parent closes it (or dies)."""
+    def watch() -> None:
+        sys.stdin.read()
+        os._exit(3)
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def resultDict(result) -> dict:
+    """The SegmentationResult fields other than the label map and geometry, as JSON-ready values."""
+    return {"lesions": [asdict(lesion) for lesion in result.lesions], "liver_volume_ml": result.liver_volume_ml,
+            "tumor_volume_ml": result.tumor_volume_ml, "slice_has_tumor": [bool(v) for v in result.slice_has_tumor],
+            "timings": result.timings, "warnings": list(result.warnings), "device": result.device}
+
+
+def writeAtomically(path: Path, write) -> None:
+    """Call write(tmpPath) and move the file into place, so a half-written file is never seen."""
+    partial = path.with_name(path.name + ".partial")
+    write(partial)
+    os.replace(partial, path)
+
+
+def usableDevices() -> tuple:
+    """(devices that work here, why CUDA does not): ["cpu"] or ["cpu", "cuda"], checked with a real session."""
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        return ["cpu"], "ONNX Runtime has no CUDA provider here"
+    try:
+        session = ort.InferenceSession(PROBE_MODEL, providers=["CUDAExecutionProvider", "CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own exception types
+        return ["cpu"], f"CUDA does not start: {exc}"
+    if session.get_providers()[0] != "CUDAExecutionProvider":
+        return ["cpu"], "onnxruntime-gpu is installed, but CUDA's libraries or driver are not usable"
+    return ["cpu", "cuda"], ""
+
+
+def checkedDevice(kwargs: dict) -> list:
+    """Switch "auto" to "cpu" where CUDA is listed but unusable (so the result names the real device).
+
+    Returns warnings to add to the result; raises for an explicit "cuda" request that cannot work.
+    """
+    device = kwargs.get("device", "auto")
+    if device not in ("auto", "cuda"):
+        return []
+    devices, reason = usableDevices()
+    if "cuda" in devices:
+        return []
+    if device == "cuda":
+        from LiverTumorSegLib.errors import LiverTumorSegError
+
+        raise LiverTumorSegError(f"CUDA was requested, but {reason}; choose Auto or CPU")
+    kwargs["device"] = "cpu"
+    return [] if "no CUDA provider" in reason else [f"Ran on the CPU: {reason}."]
+
+
+def run(workDir: Path) -> None:
+    """Segment the request in `workDir` and write its outputs there."""
+    import numpy as np
+    from LiverTumorSegLib import Geometry, Volume, segment
+
+    request = json.loads((workDir / REQUEST).read_text())
+    geometry = Geometry(**{key: tuple(value) for key, value in request["geometry"].items()})
+    volume = Volume(np.load(workDir / INPUT), geometry)
+    kwargs = dict(request["segment"])
+    warnings = checkedDevice(kwargs)
+    result = segment(volume, progress=lambda f, m: emit("progress", fraction=float(f), message=str(m)), **kwargs)
+    result.warnings = warnings + list(result.warnings)
+
+    def saveLabels(p: Path) -> None:
+        with open(p, "wb") as f:
+            np.save(f, result.labels)
+
+    writeAtomically(workDir / LABELS, saveLabels)
+    writeAtomically(workDir / RESULT, lambda p: p.write_text(json.dumps(resultDict(result))))
+
+
+def main(argv: list) -> int:
+    """Process entry point; returns the exit code (0 done, 2 error reported)."""
+    try:
+        if argv[1:] == ["--probe"]:  # short: no parent watch (its stdin may be closed from the start)
+            devices, reason = usableDevices()
+            emit("devices", devices=devices, reason=reason)
+            return 0
+        exitWhenParentCloses()
+        run(Path(argv[1]))
+    except BaseException as exc:  # reported to the parent, which shows it
+        emit("error", type=type(exc).__name__, message=str(exc), traceback=traceback.format_exc())
+        return 2
+    emit("done")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
