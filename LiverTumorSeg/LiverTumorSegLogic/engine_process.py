@@ -110,7 +110,8 @@ def readResult(workDir: Path, geometry: dict):
         labels=np.load(workDir / protocol.LABELS), geometry=Geometry(**{k: tuple(v) for k, v in geometry.items()}),
         lesions=lesions, liver_volume_ml=info["liver_volume_ml"], tumor_volume_ml=info["tumor_volume_ml"],
         slice_has_tumor=np.asarray(info["slice_has_tumor"], bool), timings=info["timings"],
-        warnings=info["warnings"], device=info["device"])
+        warnings=info["warnings"], device=info["device"], model_set=info.get("model_set", ""),
+        models=info.get("models", {}))
 
 
 def parseLine(line: str) -> dict | None:

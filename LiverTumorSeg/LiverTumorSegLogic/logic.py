@@ -25,10 +25,13 @@ class RunOptions:
     fast: bool = False
     liverOnly: bool = False
     minLesionMm3: float | None = None  # None: the library's default
+    modelSet: str = ""  # a model set of the library's models folder; "" = its default (or "fast" with `fast`)
 
     def segmentKwargs(self) -> dict:
         """The keyword options of LiverTumorSegLib.segment for this run: the one place to add a new option."""
         kwargs = {"device": self.device, "fast": self.fast, "liver_only": self.liverOnly}
+        if self.modelSet:
+            kwargs["model_set"] = self.modelSet
         if self.minLesionMm3 is not None:
             kwargs["min_lesion_mm3"] = float(self.minLesionMm3)
         return kwargs
@@ -108,8 +111,18 @@ class LiverTumorSegLogic:
 
     @staticmethod
     def modelSetLine(result: "SegmentationResult") -> str:
-        """One line naming the model set that ran and its accuracy, for the panel ("" until the library says)."""
-        return ""  # placeholder: filled when the library reports its model set
+        """One line naming the model set that ran and its measured accuracy (from the models folder's sets.json)."""
+        if not getattr(result, "model_set", ""):
+            return ""
+        from LiverTumorSegLib.config import models_dir
+        from LiverTumorSegLib.errors import LiverTumorSegError
+        from LiverTumorSegLib.model_sets import list_model_sets
+
+        try:
+            accuracy = next((s.accuracy for s in list_model_sets(models_dir()) if s.name == result.model_set), "")
+        except LiverTumorSegError:
+            accuracy = ""
+        return f"Model set {result.model_set}" + (f": {accuracy}" if accuracy else " (accuracy not measured)")
 
     def checkOutput(self, segmentationNode, replaceSegments: bool, liverOnly: bool = False) -> None:
         """Raise OutputExistsError when writing would overwrite segments and `replaceSegments` is False."""
