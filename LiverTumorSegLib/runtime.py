@@ -64,6 +64,9 @@ def _session(onnx_path: str, sha256: str, device: str, threads: int | None):
     ort = _ort()
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # No CPU memory arena: patch shapes vary between runs (flexible patches) and an arena keeps the peak of
+    # every shape it has seen (measured: 3.2 -> 2.1 GB peak RSS for one liver window, no slower).
+    opts.enable_cpu_mem_arena = False
     if threads:
         opts.intra_op_num_threads = int(threads)
         opts.inter_op_num_threads = 1

@@ -67,9 +67,11 @@ def test_library_install_lists_match_the_library_package_and_its_models():
 
 def test_bundled_models_are_installed():
     resources = set(_cmake_sets(REPO / "CMakeLists.txt")["LIBRARY_PYTHON_RESOURCES"])
-    models = {f"LiverTumorSegLib/models/{p.name}" for p in (LIBRARY_DIR / "models").glob("*") if p.suffix in (".onnx", ".json")}
+    models = {f"LiverTumorSegLib/{p.relative_to(LIBRARY_DIR).as_posix()}" for p in (LIBRARY_DIR / "models").rglob("*")
+              if p.suffix in (".onnx", ".json")}
     assert {m for m in models if m.endswith(".onnx")}, "no ONNX model in LiverTumorSegLib/models yet"
     assert models <= resources
+    assert "LiverTumorSegLib/models/sets.json" in models
 
 
 def test_module_cmake_uses_the_scripted_module_macros():

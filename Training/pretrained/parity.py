@@ -31,6 +31,7 @@ NORMALIZATION = Normalization(clip_low=-200.0, clip_high=200.0, mean=0.0, std=40
 LIVER_SPACING, LESION_SPACING = (3.0, 3.0, 3.0), (1.0, 1.0, 3.0)
 FULL = {"liver": (162, 162, 189), "tumor": (86, 172, 180)}  # (z, y, x) input patches of the original tiling
 SMALL = {"liver": (54, 54, 54), "tumor": (54, 108, 116)}  # small valid inputs for the CI check
+FLOAT64_MAX_VOXELS = 3_000_000  # the float64 port needs ~8 bytes x 80 channels per voxel: skip the full liver window
 
 
 def centred_block(volume: np.ndarray, centre: np.ndarray, size: tuple[int, ...], fill: float) -> np.ndarray:
@@ -131,13 +132,13 @@ def compare(blocks: dict[str, np.ndarray], keras32: dict[str, np.ndarray], keras
             set_dir: Path, wheel: Path) -> dict[str, dict]:
     """Per block: the shipped ONNX against the original (TF float32, and with float64 statistics), the float64
     PyTorch port against the original with float64 statistics, and the original's own float32 sensitivity."""
-    port64 = torch_float64(blocks, wheel)
+    port64 = torch_float64({k: v for k, v in blocks.items() if v.size <= FLOAT64_MAX_VOXELS}, wheel)
     out = {}
     for key, hu in blocks.items():
         ours = onnx_probability(set_dir / f"{_stage(key)}.onnx", hu)
         out[key] = {"onnx_vs_original_tf_float32": _diff(ours, keras32[key]),
                     "onnx_vs_original_float64_statistics": _diff(ours, keras64[key]),
-                    "port_float64_vs_original_float64_statistics": _diff(port64[key], keras64[key]),
+                    "port_float64_vs_original_float64_statistics": _diff(port64[key], keras64[key]) if key in port64 else None,
                     "original_tf_float32_vs_float64_statistics": _diff(keras32[key], keras64[key]),
                     "output_shape_zyx": list(keras32[key].shape),
                     "reference_foreground_fraction": float(f"{np.mean(keras64[key] > 0.5):.3g}")}

@@ -29,7 +29,8 @@ CITATION = ("Tang X, Jafargholi Rangraz E, Coudyzer W, Bertels J, Robben D, Schr
             "Baete K, Verslype C, Gooding MJ, Deroose CM, Nuyts J. Whole liver segmentation based on deep learning "
             "and manual adjustment for clinical use in SIRT. Eur J Nucl Med Mol Imaging 47, 2742-2752 (2020). "
             "doi:10.1007/s00259-020-04800-3. Networks built with DeepVoxNet (Robben D, Bertels J, et al., KU Leuven).")
-SOURCE = "https://pypi.org/project/pyliverlesionseg/0.3/ (wheel pyliverlesionseg-0.3-py3-none-any.whl)"
+SOURCE = ("PyPI package pyliverlesionseg 0.3 (wheel pyliverlesionseg-0.3-py3-none-any.whl; "
+          "project home github.com/KUL-recon-lab/pyliverlesionseg, authors Xikai Tang and Georg Schramm)")
 
 
 @dataclass(frozen=True)
@@ -116,6 +117,12 @@ def build_network(network: PublishedNetwork, wheel: Path) -> tuple[DeepVoxNetUNe
     weights, voxel = read_keras_weights(wheel, network.member)
     load_keras_weights(net, weights)
     return net.eval(), voxel
+
+
+def licence_text(wheel: Path) -> bytes:
+    """The Apache-2.0 licence file shipped in the wheel (travels with the exported weights)."""
+    with zipfile.ZipFile(wheel) as zf:
+        return zf.read(f"{PACKAGE}-{VERSION}.dist-info/LICENSE")
 
 
 def wheel_provenance(wheel: Path) -> dict:
