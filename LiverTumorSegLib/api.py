@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from dataclasses import replace
 from pathlib import Path
@@ -11,7 +12,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from .cascade import Reporter, cascade
-from .config import FAST_MODEL_SET, RuntimeConfig, SegmentationConfig
+from .config import FAST_MODEL_SET, MODEL_SET_ENV, RuntimeConfig, SegmentationConfig
 from .config import models_dir as resolve_models_dir
 from .geometry import Geometry, Volume
 from .errors import InvalidInputError
@@ -40,9 +41,10 @@ def make_config(*, device: str = "auto", fast: bool = False, liver_only: bool = 
 
 
 def selected_model_set(cfg: SegmentationConfig) -> ModelSet:
-    """The model set a config asks for: `model_set`, else "fast" with `fast`, else the folder's default."""
+    """The model set a config asks for: `model_set`, else "fast" with `fast`, else $LIVERTUMORSEG_MODEL_SET,
+    else the models folder's default."""
     folder = resolve_models_dir(cfg.models_dir)
-    name = cfg.model_set or (FAST_MODEL_SET if cfg.fast else None)
+    name = cfg.model_set or (FAST_MODEL_SET if cfg.fast else None) or os.environ.get(MODEL_SET_ENV) or None
     if name == FAST_MODEL_SET and cfg.model_set is None and not (folder / SETS_FILE).is_file():
         name = None  # a single-set custom folder: there is only one set to run
     return resolve_model_set(folder, name)

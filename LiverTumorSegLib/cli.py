@@ -364,6 +364,11 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _headline(metrics: dict) -> dict:
+    """Manifest metrics without their per-block / per-case detail (shown with -v)."""
+    return {k: _headline(v) if isinstance(v, dict) else v for k, v in metrics.items() if k not in ("blocks", "cases", "note")}
+
+
 def _print_model(stage: str, path: Path | None, verbose: bool) -> None:
     """One stage of a model set: name, version, grid, classes, credit (and all metrics with -v)."""
     if path is None or not path.is_file():
@@ -375,8 +380,7 @@ def _print_model(stage: str, path: Path | None, verbose: bool) -> None:
           f"patch {' x '.join(map(str, m.patch_size))} voxels, {m.output_activation} classes {classes}")
     if m.credit:
         print(f"    licence {m.credit.get('licence', '?')}; {m.credit.get('citation', '')[:120]}...")
-    if verbose:
-        _print_nested(m.metrics, 6)
+    _print_nested(m.metrics if verbose else _headline(m.metrics), 6)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 MODELS_DIR_ENV = "LIVERTUMORSEG_MODELS_DIR"
+MODEL_SET_ENV = "LIVERTUMORSEG_MODEL_SET"  # the model set used when a call names none (default: the folder's default)
 DEFAULT_MODELS_DIR = Path(__file__).with_name("models")
 
 

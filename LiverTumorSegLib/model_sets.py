@@ -42,6 +42,8 @@ def _from_entry(folder: Path, name: str, entry: dict, default: bool) -> ModelSet
 def list_model_sets(folder: str | Path) -> list[ModelSet]:
     """Every model set of a models folder, the default first."""
     folder = Path(folder)
+    if not folder.is_dir():
+        raise ModelError(f"models folder not found: {folder}")
     sets_file = folder / SETS_FILE
     if sets_file.is_file():
         try:

@@ -10,6 +10,11 @@ import SimpleITK as sitk
 
 REPO = Path(__file__).resolve().parents[1]
 
+# The engine-plumbing tests (geometry, outputs, CLI, Slicer) run the small "fast" model set: they test what the
+# code does with any model, and the default pyliverlesionseg set costs ~10x more CPU. Tests of the default set
+# name it explicitly (Testing/training/test_accurate_set.py, test_pretrained_parity.py).
+os.environ.setdefault("LIVERTUMORSEG_MODEL_SET", "fast")
+
 
 def _shared_data_dir() -> Path:
     env = os.environ.get("LIVERTUMORSEG_SHARED_DATA")

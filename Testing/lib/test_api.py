@@ -35,8 +35,12 @@ def _with_geometry(ct: sitk.Image, spacing, direction, origin=(12.0, -40.0, 300.
 
 
 def test_shipped_models_exist_and_verify():
-    for stage in ("liver", "tumor"):
-        assert (DEFAULT_MODELS_DIR / f"{stage}.onnx").is_file(), f"the {stage} model is not shipped"
+    from LiverTumorSegLib.manifest import load_manifest, verified_onnx_path
+    from LiverTumorSegLib.model_sets import list_model_sets
+
+    for mset in list_model_sets(DEFAULT_MODELS_DIR):
+        for path in (mset.liver, mset.tumor):
+            assert verified_onnx_path(path, load_manifest(path)).is_file(), f"{mset.name}: {path} does not verify"
 
 
 def test_output_lands_on_the_input_grid_of_a_real_ct(ct, result):
@@ -118,7 +122,7 @@ def test_no_liver_gives_an_empty_label_map_and_says_so():
 
 def _copy_models(tmp_path):
     folder = tmp_path / "models"
-    shutil.copytree(models_dir(), folder, ignore=shutil.ignore_patterns("__*"))
+    shutil.copytree(models_dir() / "fast", folder, ignore=shutil.ignore_patterns("__*"))
     return folder
 
 
