@@ -104,7 +104,8 @@ def run_case(path: Path, args: argparse.Namespace) -> tuple[SegmentationResult, 
     write_image(seg_nrrd_image(image) if args.format == "seg.nrrd" else image, paths["labels"], overwrite=args.overwrite)
     rows = [lesion.row() for lesion in result.lesions]
     write_table(rows, paths["lesions"], overwrite=args.overwrite, extra={"case": case, "input": str(path), **result.summary(),
-                "timings_s": {k: round(v, 3) for k, v in result.timings.items()}, "warnings": result.warnings})
+                "timings_s": {k: round(v, 3) for k, v in result.timings.items()}, "warnings": result.warnings,
+                "slice_classes": result.slice_classes()})
     result.timings["write"] = time.perf_counter() - t0
     return result, paths
 
