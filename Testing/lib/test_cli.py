@@ -89,7 +89,9 @@ def test_ctrl_c_mid_run_leaves_no_output(shared_data, tmp_path):
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "LiverTumorSegLib.cli", "-v", "predict", str(shared_data / "chaos_ct3/ct.nii.gz"),
            "-o", str(out), "--threads", "1"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # The child gets the default SIGINT handler even when pytest runs as a background job (SIGINT ignored).
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     for line in proc.stderr:  # interrupt once the tumor stage has started
         if "stage 2" in line:
             break
