@@ -6,11 +6,11 @@ import pytest
 import SimpleITK as sitk
 
 import LiverTumorSegLib as lts
-from LiverTumorSegLib.config import DEFAULT_MODELS_DIR, models_dir
+from LiverTumorSegLib.config import RuntimeConfig, models_dir
 from LiverTumorSegLib.errors import LiverTumorSegError, ModelError
 from LiverTumorSegLib.geometry import same_grid
 from LiverTumorSegLib.io import read_image
-from LiverTumorSegLib.runtime import available_devices
+from LiverTumorSegLib.runtime import available_devices, load_model
 
 from .test_geometry import OBLIQUE
 
@@ -34,7 +34,11 @@ def _with_geometry(ct: sitk.Image, spacing, direction, origin=(12.0, -40.0, 300.
 
 def test_shipped_models_exist_and_verify():
     for stage in ("liver", "tumor"):
-        assert (DEFAULT_MODELS_DIR / f"{stage}.onnx").is_file(), f"the {stage} model is not shipped"
+        model = load_model(models_dir(), stage, RuntimeConfig(device="cpu"))  # checksum verified on load
+        m = model.manifest
+        assert m.stage == stage and stage in m.classes.values() and m.classes[0] == "background"
+        logits = model.run(np.zeros((1, 1, *m.patch_size), np.float32))
+        assert logits.shape == (1, len(m.classes), *m.patch_size) and np.isfinite(logits).all()
 
 
 def test_output_lands_on_the_input_grid_of_a_real_ct(ct, result):
