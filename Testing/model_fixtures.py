@@ -29,27 +29,29 @@ def default_liver_manifest() -> Path:
     return models_dir() / "liver.json"
 
 
-def band_onnx(path: Path, lo: float, hi: float, sharpness: float = 0.05) -> Path:
-    """An ONNX network whose 2-channel logits say "foreground" exactly where lo < input < hi."""
+def bands_onnx(path: Path, bands: list[tuple[float, float]], sharpness: float = 0.05) -> Path:
+    """An ONNX network with logits (background 0, then one channel per band): channel c wins where its band holds."""
     import onnx
     from onnx import TensorProto, helper
 
     def const(name: str, value: float):
         return helper.make_tensor(name, TensorProto.FLOAT, [], [value])
 
-    nodes = [
-        helper.make_node("Sub", ["image", "lo"], ["above"]),
-        helper.make_node("Sub", ["hi", "image"], ["below"]),
-        helper.make_node("Min", ["above", "below"], ["margin"]),
-        helper.make_node("Mul", ["margin", "k"], ["fg"]),
-        helper.make_node("Neg", ["fg"], ["bg"]),
-        helper.make_node("Concat", ["bg", "fg"], ["logits"], axis=1),
-    ]
-    dims = ["n", 1, "z", "y", "x"]
+    nodes, consts, channels = [], [const("k", sharpness), const("zero", 0.0)], ["bg"]
+    nodes.append(helper.make_node("Mul", ["image", "zero"], ["bg"]))  # background logit 0, same shape as the input
+    for c, (lo, hi) in enumerate(bands, start=1):
+        consts += [const(f"lo{c}", lo), const(f"hi{c}", hi)]
+        nodes += [
+            helper.make_node("Sub", ["image", f"lo{c}"], [f"above{c}"]),
+            helper.make_node("Sub", [f"hi{c}", "image"], [f"below{c}"]),
+            helper.make_node("Min", [f"above{c}", f"below{c}"], [f"margin{c}"]),
+            helper.make_node("Mul", [f"margin{c}", "k"], [f"class{c}"]),
+        ]
+        channels.append(f"class{c}")
+    nodes.append(helper.make_node("Concat", channels, ["logits"], axis=1))
     graph = helper.make_graph(
-        nodes, "band", [helper.make_tensor_value_info("image", TensorProto.FLOAT, dims)],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["n", 2, "z", "y", "x"])],
-        initializer=[const("lo", lo), const("hi", hi), const("k", sharpness)],
+        nodes, "bands", [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["n", 1, "z", "y", "x"])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["n", len(channels), "z", "y", "x"])], initializer=consts,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
     model.ir_version = 8
@@ -58,27 +60,30 @@ def band_onnx(path: Path, lo: float, hi: float, sharpness: float = 0.05) -> Path
     return path
 
 
-def write_rule_model(folder: Path, stage: str, lo: float, hi: float, spacing: tuple[float, float, float],
-                     patch: tuple[int, int, int]) -> Path:
-    """`<stage>.onnx` + `<stage>.json` in `folder`: a band rule on HU, class 1 named after the stage."""
+def write_rule_model(folder: Path, stage: str, classes: dict[str, tuple[float, float]],
+                     spacing: tuple[float, float, float], patch: tuple[int, int, int]) -> Path:
+    """`<stage>.onnx` + `<stage>.json` in `folder`: class i (from 1) is where HU lies in the i-th band of `classes`."""
     folder.mkdir(parents=True, exist_ok=True)
-    onnx_path = band_onnx(folder / f"{stage}.onnx", lo, hi)
+    onnx_path = bands_onnx(folder / f"{stage}.onnx", list(classes.values()))
     manifest = ModelManifest(
         name=f"test-rule-{stage}", stage=stage, version="0.0.0", onnx_file=onnx_path.name, sha256="",
-        classes={0: "background", 1: stage}, spacing=spacing, patch_size=patch, normalization=IDENTITY_HU,
-        training_data=f"none: marks {lo:g} < HU < {hi:g}", metrics={},
+        classes={0: "background", **{i: name for i, name in enumerate(classes, start=1)}}, spacing=spacing,
+        patch_size=patch, normalization=IDENTITY_HU, metrics={},
+        training_data="none: " + ", ".join(f"{n} where {lo:g} < HU < {hi:g}" for n, (lo, hi) in classes.items()),
     )
     return write_manifest(manifest, onnx_path)
 
 
-def tiny_tumor_model(folder: Path) -> Path:
-    """The rule tumor model (HU above TUMOR_THRESHOLD_HU) at 2 mm."""
-    return write_rule_model(folder, "tumor", TUMOR_THRESHOLD_HU, 1e6, (2.0, 2.0, 2.0), (48, 48, 48))
+def tiny_tumor_model(folder: Path, with_liver: bool = False) -> Path:
+    """The rule tumor model (HU above TUMOR_THRESHOLD_HU) at 2 mm; `with_liver` adds a liver class as the shipped one has."""
+    classes = {"liver": (TISSUE_HU[0], TUMOR_THRESHOLD_HU)} if with_liver else {}
+    classes["tumor"] = (TUMOR_THRESHOLD_HU, 1e6)
+    return write_rule_model(folder, "tumor", classes, (2.0, 2.0, 2.0), (48, 48, 48))
 
 
 def tiny_liver_model(folder: Path) -> Path:
     """The rule liver model (soft tissue and denser) at 3 mm."""
-    return write_rule_model(folder, "liver", *TISSUE_HU, (3.0, 3.0, 3.0), (32, 64, 64))
+    return write_rule_model(folder, "liver", {"liver": TISSUE_HU}, (3.0, 3.0, 3.0), (32, 64, 64))
 
 
 def copy_default_liver(folder: Path) -> Path:
@@ -89,9 +94,9 @@ def copy_default_liver(folder: Path) -> Path:
     return Path(shutil.copy2(src, folder / "liver.json"))
 
 
-def models_folder(folder: Path, liver: str = "tiny") -> Path:
+def models_folder(folder: Path, liver: str = "tiny", tumor_with_liver: bool = False) -> Path:
     """A models folder with the tiny tumor model beside a liver model: "tiny" (rule) or "default" (shipped)."""
-    tiny_tumor_model(folder)
+    tiny_tumor_model(folder, with_liver=tumor_with_liver)
     (tiny_liver_model if liver == "tiny" else copy_default_liver)(folder)
     return folder
 
@@ -122,6 +127,15 @@ def distance_map(image: sitk.Image, point_lps: np.ndarray) -> np.ndarray:
     m = np.reshape(image.GetDirection(), (3, 3)) @ np.diag(image.GetSpacing())
     lps = ijk @ m.T + np.array(image.GetOrigin())
     return np.linalg.norm(lps - point_lps, axis=-1)
+
+
+def rule_liver(image: sitk.Image) -> np.ndarray:
+    """What the rule models call liver or tumor on the input grid: the largest tissue component, holes filled."""
+    import cc3d
+    from scipy import ndimage
+
+    tissue = (sitk.GetArrayViewFromImage(image) > TISSUE_HU[0]).astype(np.uint8)
+    return ndimage.binary_fill_holes(cc3d.largest_k(tissue, k=1, connectivity=26) > 0)
 
 
 def insert_lesion(ct: sitk.Image, center_lps, radius_mm: float) -> Lesion:

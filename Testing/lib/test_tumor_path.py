@@ -5,6 +5,8 @@ what any trained model happens to predict; one case runs the rule tumor model be
 """
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 import SimpleITK as sitk
@@ -13,7 +15,7 @@ import LiverTumorSegLib as lts
 from LiverTumorSegLib.io import read_image
 from LiverTumorSegLib.runtime import Model
 
-from ..model_fixtures import Lesion, deep_liver_index, insert_lesion, models_folder
+from ..model_fixtures import Lesion, deep_liver_index, insert_lesion, models_folder, rule_liver
 from .test_geometry import OBLIQUE
 
 RADIUS_MM = 12.0
@@ -38,6 +40,12 @@ def real_ct(shared_data) -> tuple[sitk.Image, tuple[int, int, int]]:
 def tiny_models(tmp_path_factory):
     """Rule liver + rule tumor model: no trained model involved."""
     return models_folder(tmp_path_factory.mktemp("models") / "tiny", liver="tiny")
+
+
+@pytest.fixture(scope="module")
+def tiny_models_tumor_with_liver(tmp_path_factory):
+    """Rule liver model + a rule tumor model that also has a liver class (like the shipped tumor model)."""
+    return models_folder(tmp_path_factory.mktemp("models") / "tiny3", liver="tiny", tumor_with_liver=True)
 
 
 @pytest.fixture(scope="module")
@@ -78,10 +86,25 @@ def assert_reports_the_lesion(result: lts.SegmentationResult, lesion: Lesion) ->
     assert row.mean_hu > 2000, "the lesion's own (inserted) intensity"
 
 
+def dice(a: np.ndarray, b: np.ndarray) -> float:
+    """Dice overlap of two boolean masks."""
+    return 2.0 * float((a & b).sum()) / float(a.sum() + b.sum())
+
+
 @pytest.mark.parametrize("geometry", list(GEOMETRIES))
 def test_label_2_covers_the_lesion_on_any_input_grid(real_ct, tiny_models, geometry):
     lesion = lesion_on(real_ct, geometry)
-    assert_reports_the_lesion(lts.segment(lesion.image, device="cpu", models_dir=tiny_models), lesion)
+    result = lts.segment(lesion.image, device="cpu", models_dir=tiny_models)
+    assert_reports_the_lesion(result, lesion)
+    assert dice(result.labels > 0, rule_liver(lesion.image)) > 0.9, "liver + tumor is what the rule liver model marks"
+
+
+@pytest.mark.parametrize("geometry", ["native", "oblique"])
+def test_a_tumor_model_with_a_liver_class_gives_the_same_lesion_and_liver(real_ct, tiny_models_tumor_with_liver, geometry):
+    lesion = lesion_on(real_ct, geometry)
+    result = lts.segment(lesion.image, device="cpu", models_dir=tiny_models_tumor_with_liver)
+    assert_reports_the_lesion(result, lesion)
+    assert dice(result.labels > 0, rule_liver(lesion.image)) > 0.9
 
 
 def test_the_shipped_liver_model_and_the_rule_tumor_model_find_the_lesion(real_ct, shipped_liver_models):
@@ -144,3 +167,23 @@ def test_per_slice_tumor_flags_match_the_slices_the_lesion_spans(real_ct, tiny_m
     assert set(classes) == {"Sane", "Tumor"}
     (first, last), = result.tumor_slice_ranges()
     assert set(range(first, last + 1)) == flagged and result.summary()["tumor_slice_ranges"] == [[first, last]]
+
+
+def test_progress_runs_monotonically_from_zero_to_one_through_both_stages(real_ct, tiny_models):
+    seen = []
+    lts.segment(lesion_on(real_ct, "native").image, device="cpu", models_dir=tiny_models,
+                progress=lambda f, m: seen.append((f, m)))
+    fractions = [f for f, _ in seen]
+    assert fractions[0] == 0.0 and fractions[-1] == 1.0 and fractions == sorted(fractions)
+    assert all(0.0 <= f <= 1.0 for f in fractions)
+    stages = [m.split(":")[0] for _, m in seen]
+    assert stages.index("liver") < stages.index("tumor") < stages.index("resampling to the input grid")
+
+
+def test_stage_timings_are_non_negative_and_add_up_to_at_most_the_run(real_ct, tiny_models):
+    image = lesion_on(real_ct, "native").image
+    start = time.perf_counter()
+    result = lts.segment(image, device="cpu", models_dir=tiny_models)
+    elapsed = time.perf_counter() - start  # an invariant of the bookkeeping, not a speed limit
+    assert {"stage1_liver", "stage2_tumor", "resample_back", "lesions"} <= set(result.timings)
+    assert all(t >= 0.0 for t in result.timings.values()) and sum(result.timings.values()) <= elapsed
