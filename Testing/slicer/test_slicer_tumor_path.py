@@ -92,3 +92,14 @@ def test_slicer_liver_only_never_calls_the_tumor_model(logic, lesion_ct, tiny_mo
     result = logic.segmentVolume(read_image(path), options=RunOptions(liverOnly=True))
     assert "tumor" not in stages and "liver" in stages
     assert not (result.labels == 2).any() and result.lesions == []
+
+
+def test_slicer_min_lesion_above_its_volume_removes_it(headless, logic, lesion_ct, tiny_models):
+    path, lesion = lesion_ct
+    volume_mm3 = lesion.mask.sum() * float(np.prod(lesion.image.GetSpacing()))
+    volumeNode = slicer.util.loadVolume(str(path))
+    kept = logic.process(volumeNode, minLesionMm3=volume_mm3 / 2)
+    dropped = logic.process(volumeNode, minLesionMm3=volume_mm3 * 2)
+    assert logic.lesionTableNode(kept).GetNumberOfRows() == 1
+    assert logic.lesionTableNode(dropped).GetNumberOfRows() == 0
+    assert not (exported_labels(dropped, volumeNode) == 2).any() and (exported_labels(kept, volumeNode) == 2).any()
