@@ -47,8 +47,8 @@ def test_cli_and_api_report_the_lesion_the_same_way(lesion_file, tiny_models, tm
     api = lts.segment(read_image(path), device="cpu", models_dir=tiny_models)
     assert api.lesions and (api.labels[lesion.mask] == 2).mean() > 0.9, "the API sees the lesion"
     np.testing.assert_array_equal(labels, api.labels)
-    assert table["lesions"] == [json.loads(json.dumps(lesion.row())) for lesion in api.lesions]
-    assert [float(r["volume_ml"]) for r in rows] == [lesion.volume_ml for lesion in api.lesions]
+    assert table["lesions"] == [json.loads(json.dumps(found.row())) for found in api.lesions]
+    assert [float(r["volume_ml"]) for r in rows] == [found.volume_ml for found in api.lesions]
     assert table["slice_classes"] == api.slice_classes() and table["tumor_slice_ranges"] == api.tumor_slice_ranges()
     assert table["lesions"][0]["centroid_R_ras"] == pytest.approx(-lesion.center_lps[0], abs=1.5)
     assert table["device"] == "cpu" and table["slices_with_tumor"] == int(api.slice_has_tumor.sum()) > 0
