@@ -59,3 +59,15 @@ def test_two_lesions_on_an_anisotropic_grid_keep_their_own_centroids():
     assert [l.voxels for l in lesions] == [80, 24]
     np.testing.assert_allclose(lesions[1].centroid_lps, np.array(ORIGIN) + [31 * 0.6, 21.5 * 0.9, 4.5 * 2.5], atol=1e-6)
     assert lesions[1].longest_axial_diameter_mm == pytest.approx(np.hypot(3 * 0.6, 4 * 0.9), abs=0.05)
+
+
+def test_per_slice_classes_and_tumor_ranges_of_two_lesions():
+    from LiverTumorSegLib.lesions import slices_with_tumor
+    from LiverTumorSegLib.result import SegmentationResult
+
+    labels = _box_lesion()  # tumor on slices 1 and 2
+    labels[4:6, 20:24, 30:33] = 2  # and on slices 4 and 5
+    result = SegmentationResult(labels, Geometry(SPACING, ORIGIN), slice_has_tumor=slices_with_tumor(labels))
+    assert result.slice_classes() == ["Sane", "Tumor", "Tumor", "Sane", "Tumor", "Tumor"]
+    assert result.tumor_slice_ranges() == [[1, 2], [4, 5]] and result.summary()["tumor_slice_ranges"] == [[1, 2], [4, 5]]
+    assert SegmentationResult(labels * 0, Geometry(SPACING)).tumor_slice_ranges() == []
