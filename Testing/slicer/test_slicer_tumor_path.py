@@ -72,8 +72,10 @@ def test_slicer_result_has_the_per_slice_flags(logic, lesion_ct, tiny_models):
 
 def test_slicer_batch_and_cli_write_the_same_lesion(headless, logic, lesion_ct, tiny_models, tmp_path):
     path, _ = lesion_ct
-    (report,) = logic.processFiles([path], tmp_path / "slicer")
-    assert report.status == "done" and report.summary["lesions"] == 1
+    steps = []
+    (report,) = logic.processFiles([path], tmp_path / "slicer", progress=lambda f, m: steps.append(m))
+    assert report.status == "done" and report.summary["lesions"] == 1 and report.seconds >= 0
+    assert steps and all(m.startswith("lesion_ct (1/1): ") for m in steps)
     assert main(["predict", str(path), "-o", str(tmp_path / "cli"), "--models-dir", str(tiny_models)]) == 0
     with open(report.lesionsFile, newline="") as f:
         slicer_rows = [{k: float(v) for k, v in r.items()} for r in csv.DictReader(f)]
