@@ -187,3 +187,16 @@ def test_stage_timings_are_non_negative_and_add_up_to_at_most_the_run(real_ct, t
     elapsed = time.perf_counter() - start  # an invariant of the bookkeeping, not a speed limit
     assert {"stage1_liver", "stage2_tumor", "resample_back", "lesions"} <= set(result.timings)
     assert all(t >= 0.0 for t in result.timings.values()) and sum(result.timings.values()) <= elapsed
+
+
+@pytest.mark.parametrize("radius_mm,is_liver", [(15.0, False), (30.0, True)])  # about 14 ml and 113 ml of tissue
+def test_a_liver_candidate_below_the_minimum_volume_is_no_liver(tiny_models, radius_mm, is_liver):
+    air = sitk.Image(48, 48, 48, sitk.sitkInt16) - 1000
+    air.SetSpacing((2.0, 2.0, 2.0))
+    blob = insert_lesion(air, air.TransformContinuousIndexToPhysicalPoint((23.5, 23.5, 23.5)), radius_mm).mask
+    hu = np.where(blob, 60, -1000).astype(np.int16)
+    image = sitk.GetImageFromArray(hu); image.CopyInformation(air)
+    result = lts.segment(image, device="cpu", models_dir=tiny_models)
+    minimum = lts.SegmentationConfig().postprocess.min_liver_ml
+    assert (result.liver_volume_ml > minimum) == is_liver
+    assert any(f"below the {minimum:g} ml minimum" in w for w in result.warnings) != is_liver
