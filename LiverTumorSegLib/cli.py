@@ -245,7 +245,8 @@ def write_outputs(result: SegmentationResult, path: Path, case: str, paths: dict
     rows = [lesion.row() for lesion in result.lesions]
     write_table(rows, paths["lesions"], overwrite=overwrite, extra={
         "case": case, "input": str(Path(path).absolute()), **result.summary(), "models": result.models,
-        "timings_s": {k: round(v, 3) for k, v in result.timings.items()}, "warnings": result.warnings})
+        "timings_s": {k: round(v, 3) for k, v in result.timings.items()}, "warnings": result.warnings,
+        "slice_classes": result.slice_classes()})
 
 
 def cmd_predict(args: argparse.Namespace) -> int:

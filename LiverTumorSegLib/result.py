@@ -63,6 +63,16 @@ class SegmentationResult:
         """The label map as a SimpleITK image with the input geometry."""
         return self.geometry.apply_to(sitk.GetImageFromArray(self.labels))
 
+    def slice_classes(self) -> list[str]:
+        """Per axial slice (z index of `labels`): "Tumor" where any tumor voxel lies, else "Sane"."""
+        return ["Tumor" if flag else "Sane" for flag in self.slice_has_tumor]
+
+    def tumor_slice_ranges(self) -> list[list[int]]:
+        """Runs of consecutive "Tumor" slices as [first, last] z indices (inclusive)."""
+        z = np.flatnonzero(self.slice_has_tumor)
+        breaks = np.flatnonzero(np.diff(z) > 1)
+        return [[int(z[a]), int(z[b])] for a, b in zip(np.r_[0, breaks + 1], np.r_[breaks, len(z) - 1])] if len(z) else []
+
     def summary(self) -> dict:
         """Headline numbers for a terminal or report."""
         return {
@@ -71,6 +81,7 @@ class SegmentationResult:
             "tumor_burden_percent": round(self.tumor_burden_percent, 2),
             "lesions": len(self.lesions),
             "slices_with_tumor": int(self.slice_has_tumor.sum()),
+            "tumor_slice_ranges": self.tumor_slice_ranges(),
             "seconds": round(sum(self.timings.values()), 2),
             "device": self.device,
             "model_set": self.model_set,

@@ -1,18 +1,16 @@
 """The public API on real CT with the shipped models: grids, options, progress, cancel, bad models."""
 import shutil
-import threading
-import time
 
 import numpy as np
 import pytest
 import SimpleITK as sitk
 
 import LiverTumorSegLib as lts
-from LiverTumorSegLib.config import DEFAULT_MODELS_DIR, models_dir
-from LiverTumorSegLib.errors import CancelledError, LiverTumorSegError, ModelError
+from LiverTumorSegLib.config import RuntimeConfig, models_dir
+from LiverTumorSegLib.errors import LiverTumorSegError, ModelError
 from LiverTumorSegLib.geometry import same_grid
 from LiverTumorSegLib.io import read_image
-from LiverTumorSegLib.runtime import available_devices
+from LiverTumorSegLib.runtime import available_devices, load_model
 
 from .test_geometry import OBLIQUE
 
@@ -38,9 +36,15 @@ def test_shipped_models_exist_and_verify():
     from LiverTumorSegLib.manifest import load_manifest, verified_onnx_path
     from LiverTumorSegLib.model_sets import list_model_sets
 
-    for mset in list_model_sets(DEFAULT_MODELS_DIR):
+    for mset in list_model_sets(models_dir()):
         for path in (mset.liver, mset.tumor):
             assert verified_onnx_path(path, load_manifest(path)).is_file(), f"{mset.name}: {path} does not verify"
+    for stage in ("liver", "tumor"):  # the fast set's networks run a patch (the default set's: test_pretrained_parity)
+        model = load_model(models_dir() / "fast", stage, RuntimeConfig(device="cpu"))  # checksum verified on load
+        m = model.manifest
+        assert m.stage == stage and stage in m.classes.values() and m.classes[0] == "background"
+        logits = model.run(np.zeros((1, 1, *m.patch_size), np.float32))
+        assert logits.shape == (1, len(m.classes), *m.patch_size) and np.isfinite(logits).all()
 
 
 def test_output_lands_on_the_input_grid_of_a_real_ct(ct, result):
@@ -93,21 +97,6 @@ def test_progress_runs_from_zero_to_one_through_every_stage(ct):
     text = " ".join(m for _, m in seen)
     for stage in ("reading", "liver", "tumor", "lesions", "done"):
         assert stage in text
-
-
-def test_cancel_stops_the_run_within_a_second(shared_data):
-    big = read_image(shared_data / "chaos_ct3/ct.nii.gz")
-    cancel = threading.Event()
-    stamp = {}
-
-    def progress(fraction, message):
-        if fraction > 0.45 and not cancel.is_set():
-            stamp["t"] = time.perf_counter()
-            cancel.set()
-
-    with pytest.raises(CancelledError):
-        lts.segment(big, progress=progress, cancel=cancel)
-    assert time.perf_counter() - stamp["t"] < 1.0
 
 
 def test_no_liver_gives_an_empty_label_map_and_says_so():

@@ -12,6 +12,7 @@ import SimpleITK as sitk
 
 from LiverTumorSegLib.cli import main
 from LiverTumorSegLib.geometry import same_grid
+from LiverTumorSegLib.io import read_image
 
 
 def test_predict_writes_label_map_on_the_input_grid_and_lesion_tables(shared_data, tmp_path, capsys):
@@ -53,13 +54,32 @@ def test_a_bad_case_is_reported_and_the_others_still_run(shared_data, tmp_path, 
 
 
 def test_mr_can_be_forced(shared_data, tmp_path):
-    assert main(["predict", str(shared_data / "totalseg_example/mr.nii.gz"), "-o", str(tmp_path), "--force", "--liver-only"]) == 0
+    mr = shared_data / "totalseg_example/mr.nii.gz"
+    assert main(["predict", str(mr), "-o", str(tmp_path / "refused"), "--liver-only"]) == 1
+    assert not (tmp_path / "refused" / "mr_seg.nii.gz").exists()
+    assert main(["predict", str(mr), "-o", str(tmp_path), "--force", "--liver-only"]) == 0
+    assert same_grid(sitk.ReadImage(str(tmp_path / "mr_seg.nii.gz")), sitk.ReadImage(str(mr)))
+    table = json.loads((tmp_path / "mr_lesions.json").read_text())
+    assert any(w.startswith("forced:") and "does not look like CT" in w for w in table["warnings"])
 
 
 def test_seg_nrrd_output_and_dicom_series_input(shared_data, tmp_path):
-    assert main(["predict", str(shared_data / "totalseg_example/ct.nii.gz"), "-o", str(tmp_path), "--format", "seg.nrrd"]) == 0
-    header = (tmp_path / "ct.seg.nrrd").read_bytes().split(b"\n\n")[0].decode()
+    from ..model_fixtures import models_folder
+    from ..training.conftest import write_dicom_series
+
+    ct = sitk.ReadImage(str(shared_data / "totalseg_example/ct.nii.gz"))
+    series = write_dicom_series(sitk.Cast(ct, sitk.sitkInt16), tmp_path / "series", "1.2.826.0.1.3680043.2.1125.99")
+    models = models_folder(tmp_path / "models")  # rule models: fast, and the answer does not depend on training
+    assert main(["predict", str(series), "-o", str(tmp_path / "out"), "--format", "seg.nrrd", "--models-dir", str(models)]) == 0
+    assert main(["predict", str(shared_data / "totalseg_example/ct.nii.gz"), "-o", str(tmp_path / "nii"), "--models-dir", str(models)]) == 0
+    path = tmp_path / "out" / "series.seg.nrrd"
+    header = path.read_bytes().split(b"\n\n")[0].decode()
     assert "Segment0_Name:=Liver" in header and "Segment1_Name:=Liver tumor" in header
+    seg = sitk.ReadImage(str(path))
+    assert same_grid(seg, read_image(series), tol=1e-4) and np.allclose(seg.GetSpacing(), ct.GetSpacing(), atol=1e-4)
+    from_nifti = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "nii" / "ct_seg.nii.gz")))
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(seg), from_nifti)
+    assert (from_nifti == 1).sum() > 1000
 
 
 def test_demo_ct_is_built_in(tmp_path):
@@ -89,7 +109,9 @@ def test_ctrl_c_mid_run_leaves_no_output(shared_data, tmp_path):
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "LiverTumorSegLib.cli", "-v", "predict", str(shared_data / "chaos_ct3/ct.nii.gz"),
            "-o", str(out), "--threads", "1"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # The child gets the default SIGINT handler even when pytest runs as a background job (SIGINT ignored).
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     for line in proc.stderr:  # interrupt once the tumor stage has started
         if "stage 2" in line:
             break

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import threading
-import time
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -122,9 +122,12 @@ def test_progress_is_reported_through_every_stage(processed):
 
 def test_each_run_creates_a_new_segmentation_node_by_default(logic, ct_node, small_ct_result):
     first = logic.applyResult(ct_node, small_ct_result)
-    second = logic.applyResult(ct_node, small_ct_result)
+    other = replace(small_ct_result, labels=np.where(small_ct_result.labels > 0, 0, 1).astype(np.uint8), lesions=[])
+    second = logic.applyResult(ct_node, other)
     assert first is not second and first.GetName() != second.GetName()
     assert logic.lesionTableNode(first) is not logic.lesionTableNode(second)
+    assert np.array_equal(exported_labels(first, ct_node), small_ct_result.labels), "the re-run changed the first segmentation"
+    assert logic.lesionTableNode(first).GetNumberOfRows() == len(small_ct_result.lesions)
 
 
 def test_rerun_into_an_edited_segmentation_refuses_and_keeps_the_manual_edits(headless, logic, ct_node, small_ct_result):
@@ -191,18 +194,18 @@ def test_bad_input_raises_a_clear_error_and_leaves_the_scene_unchanged(headless,
     assert headless.nodeCount() == before
 
 
-def test_cancel_stops_within_a_second_and_leaves_the_scene_unchanged(headless, logic, ct_node):
-    cancel, stamps = threading.Event(), {}
+def test_cancel_stops_at_the_next_check_and_leaves_the_scene_unchanged(headless, logic, ct_node):
+    cancel, late = threading.Event(), []
 
     def progress(fraction: float, message: str) -> None:
-        if fraction >= 0.3 and not cancel.is_set():
-            stamps["cancelled"] = time.perf_counter()
+        late.append(cancel.is_set())
+        if fraction >= 0.3:
             cancel.set()
 
     before = headless.nodeCount()
     with pytest.raises(CancelledError):
         logic.process(ct_node, progress=progress, cancel=cancel)
-    assert time.perf_counter() - stamps["cancelled"] < 1.0
+    assert late.count(True) == 0, "progress went on after the cancel"
     assert headless.nodeCount() == before
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import locale
 import time
 from pathlib import Path
 
@@ -22,7 +23,20 @@ def small_lits(shared_data: Path) -> tuple[sitk.Image, sitk.Image]:
 
 
 def write_dicom_series(image: sitk.Image, folder: Path, series_uid: str, modality: str = "CT") -> Path:
-    """Write a 3-D image as one DICOM file per slice (SimpleITK), with the tags a series reader needs."""
+    """Write a 3-D image as one DICOM file per slice (SimpleITK), with the tags a series reader needs.
+
+    ITK's GDCM writer leaves the process locale at "C" (ASCII text I/O for the rest of the test run),
+    so the caller's locale is put back afterwards.
+    """
+    saved = locale.setlocale(locale.LC_ALL)
+    try:
+        return _write_dicom_slices(image, folder, series_uid, modality)
+    finally:
+        locale.setlocale(locale.LC_ALL, saved)
+
+
+def _write_dicom_slices(image: sitk.Image, folder: Path, series_uid: str, modality: str) -> Path:
+    """One DICOM file per slice of `image` in `folder`."""
     folder.mkdir(parents=True, exist_ok=True)
     writer = sitk.ImageFileWriter()
     writer.KeepOriginalImageUIDOn()
