@@ -8,7 +8,7 @@ import threading
 import time
 from pathlib import Path
 
-from . import __version__
+from . import __version__, cli_cohort
 from .api import segment
 from .config import models_dir
 from .errors import CancelledError, LiverTumorSegError, OutputExistsError
@@ -38,6 +38,7 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("--min-lesion-mm3", type=float, default=None, help="drop tumors smaller than this (default 50)")
     pr.add_argument("--force", action="store_true", help="segment images that do not look like CT")
     pr.add_argument("--models-dir", type=Path, default=None, help="folder with liver/tumor .onnx + .json")
+    cli_cohort.add_arguments(pr)
     ev = sub.add_parser("evaluate", help="compare predicted label maps with references")
     ev.add_argument("pred", type=Path, help="a predicted label map or a folder of them")
     ev.add_argument("ref", type=Path, help="the reference label map or a folder of them")
@@ -80,9 +81,9 @@ def _progress_bar(case: str):
     return bar, progress
 
 
-def run_case(path: Path, args: argparse.Namespace) -> tuple[SegmentationResult, dict[str, Path]]:
-    """Segment one case and write its outputs; raise on any failure (nothing partial is left)."""
-    case = case_name(path)
+def run_case(path: Path, args: argparse.Namespace, case: str | None = None) -> tuple[SegmentationResult, dict[str, Path]]:
+    """Segment one case (named `case`, default from its file name) and write its outputs; raise on any failure."""
+    case = case or case_name(path)
     paths = output_paths(args.output, case, args.format)
     if not args.overwrite:
         for p in paths.values():
@@ -113,6 +114,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     """Segment every input; report failures and go on; non-zero exit if any case failed."""
     from .data import DEMO_CT
 
+    if cli_cohort.wanted(args):
+        return cli_cohort.run(args)
     inputs = expand_inputs(args.inputs) + ([DEMO_CT] if args.demo else [])
     if not inputs:
         print("error: no inputs (give CT files or folders, or --demo)", file=sys.stderr)
