@@ -139,32 +139,56 @@ def _run_here(jobs: list[CaseJob], options: CaseOptions, table: RunTable, tick: 
 
 
 def _run_on(client, jobs: list[CaseJob], options: CaseOptions, table: RunTable, tick: Callable) -> None:
-    """One Dask task per case; record each row as its task finishes, in whatever order."""
+    """One Dask task per case, no more in flight than the cluster has task slots; record rows as they finish.
+
+    Keeping only running cases on the workers means a worker that dies takes only its case in flight
+    (Dask counts a death against every case a worker holds, queued or running).
+    """
     from distributed import as_completed
 
     run_id = uuid.uuid4().hex[:8]
-    futures = {client.submit(process_case, job, options, key=f"livertumorseg-{run_id}-{i}-{job.case}",
-                             pure=False, retries=RETRIES): job for i, job in enumerate(jobs)}
+    queue = list(enumerate(jobs))[::-1]
+    in_flight: dict = {}
+    finished = as_completed()
+
+    def fill() -> None:
+        while queue and len(in_flight) < max(1, sum(client.nthreads().values())):
+            i, job = queue.pop()
+            future = client.submit(process_case, job, options, key=f"livertumorseg-{run_id}-{i}-{job.case}",
+                                   pure=False, retries=RETRIES)
+            in_flight[future] = job
+            finished.add(future)
+
+    fill()
     try:
-        for future in as_completed(futures):
-            row = _row_of(future, futures[future])
+        for future in finished:
+            row = _row_of(future, in_flight.pop(future))
             table.record(row)
             tick(row["status"])
+            fill()
     finally:
-        client.cancel(list(futures))
+        client.cancel(list(in_flight))
 
 
 def _row_of(future, job: CaseJob) -> dict:
-    """The row a finished task returned, or a failed row saying why the task failed twice."""
+    """The row a finished task returned, or a failed row saying why the task failed twice.
+
+    Cases complete before the run were skipped without a task, so a task finding its case complete
+    means an earlier attempt in this run wrote the outputs: that case is done.
+    """
     from distributed import KilledWorker
 
     try:
-        return future.result()
+        row = future.result()
     except KilledWorker:
         return failed_row(job, f"the worker died {WORKER_DEATHS_ALLOWED + 1} times while running this case "
                                "(out of memory or killed); outputs of this case were not written")
     except Exception as exc:  # noqa: BLE001 - the task's own exception, re-raised on the client
         return failed_row(job, f"failed {RETRIES + 1} times: {type(exc).__name__}: {exc}")
+    if row["status"] == "skipped":  # it was incomplete when sent: an attempt of this run finished it, then its
+        # worker died before handing over the row, and Dask ran the task again
+        row = {**row, "status": "done", "reason": "finished by an earlier attempt in this run (its worker died after)"}
+    return row
 
 
 class _progress:
