@@ -1,10 +1,12 @@
 """LiverTumorSegLib: cascaded liver and liver-tumor segmentation of abdominal CT (no Slicer needed).
 
-Public API: `segment`, `segment_file`, `SegmentationResult`, `Lesion`, `Volume`, `Geometry`,
+Public API: `segment`, `segment_file`, `run_cohort` (batches, optionally on Dask), `SegmentationResult`, `Lesion`, `Volume`, `Geometry`,
 `PRESETS` (HU display windows) and the typed errors in `errors`.
 """
 from . import errors
 from .api import make_config, segment, segment_file
+from .cases import CaseOptions
+from .cohort import run_cohort
 from .config import SegmentationConfig
 from .geometry import Geometry, Volume
 from .result import BACKGROUND, LABEL_NAMES, LIVER, TUMOR, Lesion, SegmentationResult
@@ -12,7 +14,7 @@ from .windowing import PRESETS, WindowPreset, apply_window
 
 __version__ = "0.1.0"
 __all__ = [
-    "segment", "segment_file", "make_config", "SegmentationConfig", "SegmentationResult", "Lesion",
+    "segment", "segment_file", "make_config", "run_cohort", "CaseOptions", "SegmentationConfig", "SegmentationResult", "Lesion",
     "Volume", "Geometry", "PRESETS", "WindowPreset", "apply_window", "errors",
     "BACKGROUND", "LIVER", "TUMOR", "LABEL_NAMES", "__version__",
 ]

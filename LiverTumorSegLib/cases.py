@@ -25,7 +25,7 @@ class CaseJob:
 class CaseOptions:
     """How every case of a batch is segmented and written (the `predict` options)."""
 
-    output: Path
+    output: Path = Path("outputs")  # run_cohort sets it from its `output` argument
     format: str = "nifti"  # "nifti" | "seg.nrrd"
     overwrite: bool = False
     device: str = "auto"

@@ -63,7 +63,7 @@ def local_cluster(workers: int, threads: int):
     env = {"OMP_NUM_THREADS": str(threads), "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS": str(threads)}
     with dask.config.set({"distributed.scheduler.allowed-failures": WORKER_DEATHS_ALLOWED}):
         return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                            dashboard_address=None, env=env)
+                            dashboard_address=":0", env=env)
 
 
 def run_cohort(inputs: Iterable[str | Path], output: str | Path, *, client=None, workers: int | None = None,

@@ -261,3 +261,23 @@ def test_workers_and_scheduler_are_exclusive_and_workers_must_be_positive(tmp_pa
         with pytest.raises(SystemExit) as exc:
             main(["predict", "--demo", "-o", str(tmp_path), *extra])
         assert exc.value.code == 2
+
+
+def test_an_unexpected_error_is_retried_once_then_the_case_is_failed_and_the_run_goes_on(tmp_path, monkeypatch):
+    import LiverTumorSegLib.cohort as cohort
+
+    calls: dict[str, int] = {}
+
+    def flaky(job, options):
+        calls[job.case] = calls.get(job.case, 0) + 1
+        if job.case == "always" or calls[job.case] == 1:
+            raise RuntimeError(f"boom {calls[job.case]}")
+        return {"case": job.case, "status": "done", "reason": ""}
+
+    monkeypatch.setattr(cohort, "process_case", flaky)
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("path,case\nx.nii.gz,once\ny.nii.gz,always\n")
+    rows = run_cohort([manifest], tmp_path / "out", progress=False)
+    assert calls == {"once": 2, "always": 2}
+    assert [(r["case"], r["status"]) for r in rows] == [("once", "done"), ("always", "failed")]
+    assert "failed 2 times: RuntimeError: boom 2" in rows[1]["reason"]
