@@ -118,10 +118,11 @@ def _skip_finished(jobs: list[CaseJob], options: CaseOptions, table: RunTable, t
     for job in jobs:
         paths = case_outputs(options.output, job.case, options.format)
         if not options.overwrite and case_complete(paths):
-            table.record(skipped_row(job, paths))
+            table.record(skipped_row(job, paths), write=False)
             tick("skipped")
         else:
             todo.append(job)
+    table.write()
     return todo
 
 

@@ -65,10 +65,11 @@ class RunTable:
         self.rows: dict[str, dict] = {}
         self.started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
 
-    def record(self, row: dict) -> None:
-        """Add (or replace) a finished case's row and rewrite both files."""
+    def record(self, row: dict, write: bool = True) -> None:
+        """Add (or replace) a finished case's row and (unless `write` is False) rewrite both files."""
         self.rows[row["case"]] = row
-        self.write()
+        if write:
+            self.write()
 
     def sorted_rows(self) -> list[dict]:
         """Rows in input order."""

@@ -216,6 +216,17 @@ def test_serial_cohort_run_without_dask_writes_the_same_outputs_and_table(four_c
     _assert_same_outputs(serial_out, out, cases=("b_lits117", "c_demo"))
 
 
+def test_scheduler_option_runs_the_cases_on_an_existing_cluster(shared_data, client, tmp_path, capsys):
+    manifest = tmp_path / "cohort.csv"
+    manifest.write_text(f"{shared_data / 'lits117_roi/ct.nii.gz'},p1\n{DEMO_CT},p2\n")
+    out = tmp_path / "out"
+    assert main(["predict", str(manifest), "-o", str(out), "--liver-only", "--scheduler", client.scheduler.address]) == 0
+    rows = _table(out)
+    assert [(r["case"], r["status"]) for r in rows] == [("p1", "done"), ("p2", "done")]
+    assert {r["worker"] for r in rows} <= set(client.scheduler_info(n_workers=-1)["workers"])
+    assert "2 done, 0 skipped, 0 failed" in capsys.readouterr().out
+
+
 def test_csv_manifest_gives_case_ids_and_relative_paths(shared_data, tmp_path):
     (tmp_path / "scan.nii.gz").symlink_to(shared_data / "lits117_roi/ct.nii.gz")
     manifest = tmp_path / "cohort.csv"
