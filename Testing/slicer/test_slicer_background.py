@@ -13,7 +13,8 @@ from LiverTumorSegLogic import BackgroundRun, RunOptions, dependencies
 
 LIBRARY_DIR = Path(__file__).resolve().parents[2] / "LiverTumorSegLib"
 SLICER_BUNDLED = {"numpy", "SimpleITK"}  # shipped with every Slicer
-CLI_ONLY = {"cli.py"}  # the command line tool is not used inside Slicer
+# The command line tool and the cohort batch (Dask, tqdm) are not used inside Slicer.
+CLI_ONLY = {"cli.py", "cli_cohort.py", "cohort.py", "caserun.py"}
 
 
 def _poll(run: BackgroundRun, timeout: float = 120.0, until=lambda s: s.done):
