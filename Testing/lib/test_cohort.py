@@ -292,3 +292,15 @@ def test_an_unexpected_error_is_retried_once_then_the_case_is_failed_and_the_run
     assert calls == {"once": 2, "always": 2}
     assert [(r["case"], r["status"]) for r in rows] == [("once", "done"), ("always", "failed")]
     assert "failed 2 times: RuntimeError: boom 2" in rows[1]["reason"]
+
+
+def test_the_plain_serial_predict_never_imports_dask(tmp_path):
+    import subprocess
+    import sys
+
+    code = ("import sys; from LiverTumorSegLib.cli import main; "
+            f"rc = main(['predict', '--demo', '-o', {str(tmp_path)!r}, '--liver-only']); "
+            "print(rc, 'dask' in sys.modules or 'distributed' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.stdout.split()[-2:] == ["0", "False"], done.stderr
+    assert not (tmp_path / "run.csv").exists()
