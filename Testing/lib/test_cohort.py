@@ -107,9 +107,10 @@ def test_killing_a_worker_mid_run_loses_nothing_and_every_case_is_done_once(four
             busy = {w: keys for w, keys in client.processing().items() if keys}
             if busy:
                 worker, keys = next(iter(busy.items()))
-                time.sleep(0.5)  # in the middle of the case
-                killed.update(worker=worker, key=keys[0], pid=pids[worker])
-                os.kill(pids[worker], signal.SIGKILL)
+                time.sleep(0.5)  # into the middle of the case, if it is still running
+                if client.processing().get(worker) == keys:
+                    killed.update(worker=worker, key=keys[0], pid=pids[worker])
+                    os.kill(pids[worker], signal.SIGKILL)
             time.sleep(0.05)
 
     killer = threading.Thread(target=kill_a_busy_worker)
