@@ -9,7 +9,7 @@ import threading
 import time
 from pathlib import Path
 
-from . import __version__
+from . import __version__, cli_cohort
 from .api import make_config, segment, selected_model_set
 from .config import models_dir
 from .dicom_seg import SEG_SUFFIX, write_dicom_seg
@@ -85,6 +85,7 @@ def _add_predict(sub) -> None:
     run.add_argument("--device", choices=DEVICES, default="auto",
                      help="where the networks run: auto (CUDA when ONNX Runtime has it, else CPU), cpu or cuda")
     run.add_argument("--threads", type=positive_int, default=None, help="CPU threads for inference (default: all cores)")
+    cli_cohort.add_arguments(pr)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -253,6 +254,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     """Segment every input; report failures and go on; non-zero exit if any case failed."""
     from .data import DEMO_CT
 
+    if cli_cohort.wanted(args):
+        return cli_cohort.run(args)
     inputs = expand_inputs(list(args.inputs) + ([DEMO_CT] if args.demo else []))
     if not inputs:
         print("error: no inputs (give CT files or folders, or --demo)", file=sys.stderr)

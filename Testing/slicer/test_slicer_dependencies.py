@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[2]
 LIBRARY_DIR = REPO / "LiverTumorSegLib"
 SLICER_BUNDLED = {"numpy", "SimpleITK"}  # shipped with every Slicer
 # Not used inside Slicer: the command line tool, and the DICOM SEG/SR export (highdicom, imported on use).
-CLI_ONLY = {"cli.py", "dicom_seg.py", "dicom_sr.py"}
+CLI_ONLY = {"cli.py", "dicom_seg.py", "dicom_sr.py", "cli_cohort.py", "cohort.py", "caserun.py"}  # + cohort runs (Dask, tqdm)
 
 
 def _extra(name: str) -> list[Requirement]:

@@ -1,0 +1,106 @@
+"""The cases of a batch: inputs, CSV manifests of inputs with optional case ids, and per-case options."""
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+from .errors import InvalidInputError
+from .io import case_name, expand_inputs
+
+PATH_COLUMNS = ("path", "input")
+CASE_COLUMNS = ("case", "case_id")
+
+
+@dataclass(frozen=True)
+class CaseJob:
+    """One case of a batch: its input (image file or DICOM folder) and the name its outputs get."""
+
+    input: Path
+    case: str
+
+
+@dataclass(frozen=True)
+class CaseOptions:
+    """How every case of a batch is segmented and written (the `predict` options)."""
+
+    output: Path = Path("outputs")  # run_cohort sets it from its `output` argument
+    formats: tuple[str, ...] = ("nifti",)  # "nifti" | "seg.nrrd" | "dicom-seg" (DICOM series inputs)
+    overwrite: bool = False
+    device: str = "auto"
+    threads: int | None = None  # ONNX Runtime intra-op threads per case; None = chosen per worker
+    fast: bool = False
+    model_set: str | None = None  # None: the models folder's default set ("fast" with `fast`)
+    liver_only: bool = False
+    min_lesion_mm3: float | None = None
+    force: bool = False
+    models_dir: Path | None = None
+
+
+def is_manifest(path: Path) -> bool:
+    """True for a CSV manifest of inputs (a `.csv` file)."""
+    return Path(path).suffix.lower() == ".csv"
+
+
+def read_manifest(path: Path) -> list[CaseJob]:
+    """Cases from a CSV manifest: one row per case, input path and optional case id.
+
+    A header row naming the columns (`path` or `input`; `case` or `case_id`) is optional; without one
+    the first column is the path and the second, if any, the case id. Relative paths are taken from
+    the manifest's folder. Blank lines and lines starting with `#` are ignored.
+    """
+    path = Path(path)
+    try:
+        with open(path, newline="") as f:
+            rows = [r for r in csv.reader(f) if r and any(c.strip() for c in r) and not r[0].lstrip().startswith("#")]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidInputError(f"cannot read manifest {path}: {exc}") from exc
+    head = [c.strip().lower() for c in rows[0]] if rows else []
+    if head and head[0] in PATH_COLUMNS + CASE_COLUMNS:
+        p_col = next((head.index(c) for c in PATH_COLUMNS if c in head), None)
+        c_col = next((head.index(c) for c in CASE_COLUMNS if c in head), None)
+        rows = rows[1:]
+        if p_col is None:
+            raise InvalidInputError(f"manifest {path} has no 'path' column (header: {', '.join(head)})")
+    else:
+        p_col, c_col = 0, 1
+    jobs = [_manifest_job(path, i, row, p_col, c_col) for i, row in enumerate(rows, start=1)]
+    if not jobs:
+        raise InvalidInputError(f"manifest {path} lists no cases")
+    return jobs
+
+
+def _manifest_job(manifest: Path, line: int, row: list[str], p_col: int, c_col: int | None) -> CaseJob:
+    """One manifest row as a CaseJob, with a clear error for a malformed row."""
+    cell = row[p_col].strip() if p_col < len(row) else ""
+    if not cell:
+        raise InvalidInputError(f"manifest {manifest}, case {line}: no input path")
+    source = Path(cell).expanduser()
+    source = source if source.is_absolute() else manifest.parent / source
+    case = row[c_col].strip() if c_col is not None and c_col < len(row) else ""
+    return CaseJob(source, check_case_id(case, f"manifest {manifest}, case {line}") if case else case_name(source))
+
+
+def check_case_id(case: str, where: str) -> str:
+    """`case` if it is usable as a file name prefix, else InvalidInputError."""
+    if case in (".", "..") or case.startswith(".") or any(c in case for c in "/\\\0"):
+        raise InvalidInputError(f"{where}: case id '{case}' is not a plain file name (no '/', '\\' or leading '.')")
+    return case
+
+
+def collect_jobs(inputs: Iterable[str | Path]) -> list[CaseJob]:
+    """Cases from image files, folders and CSV manifests, in order; refuse two cases with one name."""
+    jobs: list[CaseJob] = []
+    for item in map(Path, inputs):
+        if is_manifest(item):
+            jobs.extend(read_manifest(item))
+        else:
+            jobs.extend(CaseJob(p, case_name(p)) for p in expand_inputs([item]))
+    seen: dict[str, Path] = {}
+    for job in jobs:
+        if job.case in seen:
+            raise InvalidInputError(f"two inputs give the case name '{job.case}' ({seen[job.case]} and {job.input}): "
+                                    "their outputs would collide; give case ids in a CSV manifest (path,case)")
+        seen[job.case] = job.input
+    return jobs
