@@ -114,7 +114,7 @@ def liver_stage(ct: sitk.Image, liver: Model, cfg: SegmentationConfig, rep: Repo
     mask = liver_candidate(p, liver.manifest.liver_opening_voxels)
     pp = cfg.postprocess
     why = implausible_liver(mask, sitk.GetArrayViewFromImage(grid_ct), float(np.prod(grid_ct.GetSpacing())) / 1000,
-                            pp.min_liver_ml, pp.liver_median_hu) if mask.any() else "no liver voxel above 0.5"
+                            pp.min_liver_ml, pp.liver_median_hu, liver.manifest.min_right_fraction) if mask.any() else "no liver voxel above 0.5"
     rep.lap("stage1_liver")
     if why:
         log.info("no liver: %s", why)

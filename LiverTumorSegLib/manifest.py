@@ -34,7 +34,9 @@ class ModelManifest:
     liver mask before its largest component is taken and dilates it back (cuts thin leaks);
     `flexible_patch`: a fully convolutional network accepts any input of `multiple * k + offset` voxels
     per axis, so the engine sizes each run's patch to the volume (up to `max_voxels`, never below what
-    one patch covers) instead of tiling with `patch_size`.
+    one patch covers) instead of tiling with `patch_size`; `min_right_fraction` (liver models): a stage-1
+    candidate with less of its volume on the patient's right of the body midline is rejected as "no liver"
+    (a network that takes the urinary bladder of a pelvis-only CT for a liver says so here).
     """
 
     name: str
@@ -61,6 +63,7 @@ class ModelManifest:
     liver_opening_voxels: int = 0
     credit: dict = field(default_factory=dict)  # licence, citation, source of third-party weights
     flexible_patch: dict | None = None  # {"multiple": (z, y, x), "offset": (z, y, x), "max_voxels": n}
+    min_right_fraction: float = 0.0
 
     def __post_init__(self) -> None:
         """Reject settings inference could not honour."""

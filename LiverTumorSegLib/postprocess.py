@@ -56,13 +56,32 @@ def compose_labels(
     return labels
 
 
+def right_side_fraction(mask: np.ndarray, hu: np.ndarray, body_hu: float = -500.0) -> float:
+    """Fraction of the voxels of `mask` on the patient's right of the body's midline, slice by slice.
+
+    Arrays are (z, y, x) in canonical LPS order (x grows towards the patient's left); the midline of a
+    slice is the x centroid of its body voxels (HU > `body_hu`).
+    """
+    zz, _, xx = np.nonzero(mask)
+    if zz.size == 0:
+        return 0.0
+    body = hu > body_hu
+    columns = body.sum(axis=1)  # (z, x) body voxels per column
+    centre = (columns * np.arange(hu.shape[2])).sum(axis=1) / np.maximum(columns.sum(axis=1), 1)
+    return float(np.mean(xx < centre[zz]))
+
+
 def implausible_liver(mask: np.ndarray, hu: np.ndarray, voxel_ml: float, min_ml: float,
-                      median_hu: tuple[float, float]) -> str | None:
-    """Why a liver candidate (boolean mask over an HU array) is not a liver, or None if it may be one."""
+                      median_hu: tuple[float, float], min_right_fraction: float = 0.0) -> str | None:
+    """Why a liver candidate (boolean mask over a (z, y, x) canonical-LPS HU array) is not a liver, or None if it may be one."""
     volume = float(mask.sum()) * voxel_ml
     if volume < min_ml:
         return f"liver candidate of {volume:.1f} ml is below the {min_ml:g} ml minimum"
     median = float(np.median(hu[mask]))
     if not median_hu[0] <= median <= median_hu[1]:
         return f"liver candidate has median {median:.0f} HU, outside liver tissue's {median_hu[0]:g}..{median_hu[1]:g} HU"
+    right = right_side_fraction(mask, hu)
+    if right < min_right_fraction:
+        return (f"liver candidate lies on the body's midline or left ({100 * right:.0f} % of it on the patient's right, "
+                f"livers measured 79-95 %): e.g. the bladder; a situs inversus is not supported")
     return None

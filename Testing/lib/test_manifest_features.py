@@ -126,3 +126,18 @@ def test_a_folder_with_liver_json_is_one_set_and_a_bad_sets_file_is_refused(tmp_
         list_model_sets(tmp_path)
     with pytest.raises(ModelError, match="no models in"):
         list_model_sets(tmp_path / "empty")
+
+
+def test_a_liver_candidate_on_the_midline_is_no_liver_but_one_on_the_right_is():
+    from LiverTumorSegLib.postprocess import implausible_liver, right_side_fraction
+
+    hu = np.full((10, 40, 60), -1000.0)
+    hu[:, 5:35, 10:50] = 40.0  # the body: x 10..49, midline at x = 29.5 (canonical LPS: small x = patient's right)
+    midline, right = np.zeros(hu.shape, bool), np.zeros(hu.shape, bool)
+    midline[:, 10:30, 20:40] = True  # a bladder-like blob across the midline
+    right[:, 10:30, 12:32] = True  # mostly right of it
+    assert right_side_fraction(midline, hu) == pytest.approx(0.5)
+    assert right_side_fraction(right, hu) == pytest.approx(0.9)
+    assert "midline" in implausible_liver(midline, hu, 0.027, 30.0, (-60.0, 250.0), min_right_fraction=0.65)
+    assert implausible_liver(right, hu, 0.027, 30.0, (-60.0, 250.0), min_right_fraction=0.65) is None
+    assert implausible_liver(midline, hu, 0.027, 30.0, (-60.0, 250.0)) is None  # the gate is the manifest's choice
