@@ -124,6 +124,9 @@ def test_a_folder_with_liver_json_is_one_set_and_a_bad_sets_file_is_refused(tmp_
     (tmp_path / "sets.json").write_text(json.dumps({"default": "x", "sets": {"y": {"liver": "mine/liver.json"}}}))
     with pytest.raises(ModelError, match="default set 'x'"):
         list_model_sets(tmp_path)
+    with pytest.raises(ModelError, match="models folder not found"):
+        list_model_sets(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
     with pytest.raises(ModelError, match="no models in"):
         list_model_sets(tmp_path / "empty")
 
