@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from LiverTumorSegLib.geometry import Geometry, same_grid
 from LiverTumorSegLib.preprocess import to_model_grid
 from LiverTumorSegLib.resample import resample_like
-from Training import teacher_labels, train
+from Training import distill_eval, teacher_labels, train
 from Training.checkpoint import load_checkpoint
 from Training.config import Config, DistillConfig, LossConfig, SourceConfig, StageConfig
 from Training.data.adapters import list_cases
@@ -179,3 +179,17 @@ def test_tiny_distillation_run_trains_and_validates_against_the_teacher(shared_d
     assert ckpt["config"]["distill"]["enabled"] and ckpt["state"]["epoch"] == 1
     row = ckpt["state"]["history"][0]
     assert np.isfinite(row["train_loss"]) and 0.0 <= row["val_dice_liver"] <= 1.0
+    model, cfg = distill_eval.load_student(out / "last.pt")
+    cases = {c.case_id: c for c in list_cases(cfg.data.sources)}
+    cached = load_cached(cases["totalseg_ct"], build_cache([cases["totalseg_ct"]], cfg.stage, cfg.data.cache_dir))
+    scores = distill_eval.score_case(model, cached, cfg, torch.device("cpu"))
+    assert scores["reference"] == "teacher" and 0.0 <= scores["dice"] <= 1.0 and scores["reference_ml"] > 500
+
+
+def test_sizing_counts_parameters_and_reports_its_machine() -> None:
+    from Training.student_sizing import n_parameters, size_row
+
+    row = size_row(4, 2, 16, (8, 16, 16), torch.device("cpu"), repeats=1)
+    model = torch.nn.Conv3d(1, 2, 3)  # 2*27 weights + 2 biases
+    assert n_parameters(model) == 56 and row["parameters"] > 0 and row["forward_s"] > 0
+    assert row["threads"] >= 1 and row["device"] == "cpu" and row["machine"]
