@@ -144,6 +144,8 @@ def test_soft_patches_carry_teacher_probabilities_and_zero_hard_negatives() -> N
     cfg.train.fg_prob, cfg.train.hard_negative_prob = 0.0, 1.0
     case = _synthetic_case()
     ds = PatchDataset([case], cfg, 3)
+    centres = ds.fg[0][0]  # hard-negative centres: the organ map, not the HU rule (the whole case is 40 HU)
+    assert len(centres) == int(case.hard.sum()) and case.hard[tuple(centres.T)].all()
     image, target = ds[0]
     assert image.shape == (1, 48, 64, 64) and target.shape == (2, 48, 64, 64) and target.dtype == torch.float32
     assert torch.allclose(target.sum(0), torch.ones(48, 64, 64))
