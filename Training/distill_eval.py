@@ -2,7 +2,8 @@
 
 `python -m Training.distill_eval --checkpoint Training/runs/liver_student/best.pt --cases chaos_ct3 totalseg_pelvis`
 Per case (one JSON row): Dice of student vs teacher (p > 0.5; vs the expert label where the case has
-one), student and teacher liver ml, student ml outside the teacher's liver (leaks), seconds, threads.
+one), student and teacher liver ml, student ml outside the teacher's liver (leaks), the same for the
+student's largest component (what the cascade keeps), seconds, threads.
 """
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from LiverTumorSegLib.postprocess import largest_component
 
 from .checkpoint import load_checkpoint
 from .config import Config, from_dict
@@ -43,10 +46,13 @@ def score_case(model: torch.nn.Module, case: CachedCase, cfg: Config, device: to
     probs = predict_volume(model, cfg.stage.normalization()(case.image), cfg, device)
     seconds = time.perf_counter() - t0
     pred, ref = probs[1] > 0.5, reference_mask(case)
+    kept = largest_component(pred)  # what the cascade keeps of a stage-1 liver
     ml = float(np.prod(case.geometry.spacing)) / 1000
     return {"case": case.case_id, "reference": "teacher" if case.soft is not None else "labels",
             "dice": round(dice(pred, ref), 4), "student_ml": round(pred.sum() * ml, 1), "reference_ml": round(ref.sum() * ml, 1),
-            "student_ml_outside_reference": round((pred & ~ref).sum() * ml, 1), "seconds": round(seconds, 2),
+            "student_ml_outside_reference": round((pred & ~ref).sum() * ml, 1),
+            "largest_component_dice": round(dice(kept, ref), 4), "largest_component_ml_outside": round((kept & ~ref).sum() * ml, 1),
+            "seconds": round(seconds, 2),
             "shape_zyx": list(case.image.shape), "device": str(device), "threads": torch.get_num_threads()}
 
 
