@@ -36,18 +36,20 @@ def context_size(patch_zyx: tuple[int, int, int], cfg: AugmentConfig) -> tuple[i
     return tuple(int(math.ceil(p * grow)) for p in patch_zyx)
 
 
-def build_augmentation(cfg: AugmentConfig, patch_zyx: tuple[int, int, int]) -> Compose:
-    """Transforms for {'image': (1, z, y, x) float, 'label': (1, z, y, x)} ending at `patch_zyx`."""
+def build_augmentation(cfg: AugmentConfig, patch_zyx: tuple[int, int, int], soft_labels: bool = False) -> Compose:
+    """Transforms for {'image': (1, z, y, x) float, 'label': (C, z, y, x)} ending at `patch_zyx`;
+    `soft_labels`: labels are probabilities, interpolated linearly instead of nearest."""
     keys = ("image", "label")
+    label_mode = "bilinear" if soft_labels else "nearest"
     spatial = []
     if cfg.enabled:
         rot = tuple(math.radians(r) for r in cfg.rotate_deg)
         scale = tuple((cfg.scale[0] - 1.0, cfg.scale[1] - 1.0) for _ in range(3))
         spatial.append(RandAffined(keys, prob=cfg.prob_affine, rotate_range=rot, scale_range=scale,
-                                   spatial_size=patch_zyx, mode=("bilinear", "nearest"), padding_mode="border"))
+                                   spatial_size=patch_zyx, mode=("bilinear", label_mode), padding_mode="border"))
         if cfg.prob_elastic > 0:
             spatial.append(Rand3DElasticd(keys, sigma_range=(5, 8), magnitude_range=(40, 120), prob=cfg.prob_elastic,
-                                          mode=("bilinear", "nearest"), padding_mode="border"))
+                                          mode=("bilinear", label_mode), padding_mode="border"))
         spatial += [RandFlipd(keys, prob=0.5, spatial_axis=a) for a in cfg.flip_axes]
     spatial += [CenterSpatialCropd(keys, roi_size=patch_zyx), SpatialPadd(keys, spatial_size=patch_zyx, mode="edge")]
     intensity = []
@@ -68,3 +70,11 @@ def augment(transform: Compose, image: np.ndarray, label: np.ndarray, seed: int)
     out = transform({"image": torch.from_numpy(image[None].astype(np.float32)),
                      "label": torch.from_numpy(label[None].astype(np.float32))})
     return torch.as_tensor(out["image"]).float(), torch.as_tensor(out["label"])[0].round().long()
+
+
+def augment_soft(transform: Compose, image: np.ndarray, target: np.ndarray, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Like `augment` for soft targets: (z, y, x) image and (C, z, y, x) class probabilities -> (1, z, y, x), (C, z, y, x) float32."""
+    transform.set_random_state(seed=seed % (2**32))
+    out = transform({"image": torch.from_numpy(image[None].astype(np.float32)),
+                     "label": torch.from_numpy(np.ascontiguousarray(target, dtype=np.float32))})
+    return torch.as_tensor(out["image"]).float(), torch.as_tensor(out["label"]).float().clamp(0.0, 1.0)

@@ -122,6 +122,14 @@ class SyntheticTumorConfig:
 
 
 @dataclass
+class DistillConfig:
+    """Distillation: train on soft targets (teacher probabilities where a case has them, else its labels)."""
+
+    enabled: bool = False  # soft-target loss (DistillLoss) and float (C, z, y, x) targets
+    zero_hard_negatives: bool = True  # target 0 on hard-negative organ voxels (their silver label is not liver)
+
+
+@dataclass
 class TrainLoopConfig:
     """Loop length, batch, sampling, checkpoints, early stopping, threads."""
 
@@ -156,6 +164,7 @@ class Config:
     optim: OptimConfig = field(default_factory=OptimConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     synthetic: SyntheticTumorConfig = field(default_factory=SyntheticTumorConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
     train: TrainLoopConfig = field(default_factory=TrainLoopConfig)
 
 

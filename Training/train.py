@@ -25,7 +25,7 @@ from .data.adapters import list_cases
 from .data.cache import build_cache, load_cached
 from .data.sampler import PatchDataset
 from .data.splits import split_cases
-from .losses import SegLoss
+from .losses import build_loss
 from .network import build_network
 from .reporting import TensorBoardLog, plot_curves, save_overlay, write_history_csv
 from .validate import validate_case
@@ -66,6 +66,8 @@ def prepare_data(cfg: Config, info: D.DistInfo) -> tuple[list, list]:
     train, val = load(train_ids), load(val_ids)
     if not train:
         raise ValueError("no training case with a liver label")
+    if cfg.distill.enabled and not any(np.asarray(c.labels).any() for c in train):
+        raise ValueError("distillation needs at least one training case with liver (teacher or expert)")
     return train, val
 
 
@@ -183,7 +185,7 @@ def fit(cfg: Config, device: torch.device, info: D.DistInfo) -> RunState:
     net = DistributedDataParallel(model) if info.world_size > 1 else model
     data = PatchDataset(train_cases, cfg, cfg.train.iters_per_epoch * cfg.train.batch_size, info.rank)
     loader = DataLoader(data, batch_size=cfg.train.batch_size, num_workers=cfg.train.workers)
-    loss_fn = SegLoss(cfg.loss, len(cfg.stage.classes)).to(device)
+    loss_fn = build_loss(cfg.loss, len(cfg.stage.classes), cfg.distill.enabled).to(device)
     scaler = torch.amp.GradScaler(device.type, enabled=cfg.train.amp and device.type == "cuda")
     tb = TensorBoardLog(out / "tensorboard") if info.is_main else None
     for epoch in range(state.epoch, cfg.train.epochs):

@@ -39,6 +39,9 @@ class Case:
     tumors_annotated: bool = True
     split: str = ""  # optional fixed split from the source (train | val | test)
     source: str = ""
+    soft_target: str = ""  # distillation: a teacher probability (.npz of Training.teacher_labels); labels = p > 0.5
+    hard_negatives: LabelPart | None = None  # organs next to the liver: patch centres for hard-negative sampling
+    z_slices: tuple[int, int] | None = None  # use only CT slices [a, b) (image k index), e.g. a no-liver slab
 
 
 def _mapped(part: LabelPart, arr: np.ndarray) -> np.ndarray:
@@ -54,6 +57,8 @@ def _mapped(part: LabelPart, arr: np.ndarray) -> np.ndarray:
 def load_case(case: Case) -> tuple[sitk.Image, sitk.Image]:
     """(CT float32 HU, labels uint8 0/1/2 on the CT grid) of a case; later label parts win where > 0."""
     ct = sitk.Cast(read_image(case.image), sitk.sitkFloat32)
+    if case.z_slices is not None:
+        ct = ct[:, :, case.z_slices[0]:case.z_slices[1]]
     merged = np.zeros(sitk.GetArrayViewFromImage(ct).shape, np.uint8)
     for part in case.labels:
         lab = read_image(part.path)
@@ -152,13 +157,21 @@ def shared_cases(root: Path) -> list[Case]:
 ADAPTERS = {"lits": lits_cases, "msd": msd_cases, "ircadb": ircadb_cases, "csv": csv_cases, "shared": shared_cases}
 
 
+def all_adapters() -> dict:
+    """ADAPTERS plus the distillation sources (imported lazily: they build on `Case` above)."""
+    from .distill_sources import negative_cases, teacher_cases
+
+    return {**ADAPTERS, "teacher": teacher_cases, "negatives": negative_cases}
+
+
 def list_cases(sources: list[SourceConfig]) -> list[Case]:
     """All cases of all sources, filtered by each source's `cases` list; ids must be unique."""
     cases: list[Case] = []
+    adapters = all_adapters()
     for src in sources:
-        if src.kind not in ADAPTERS:
-            raise ValueError(f"unknown data source kind {src.kind!r} (known: {sorted(ADAPTERS)})")
-        found = ADAPTERS[src.kind](Path(src.root))
+        if src.kind not in adapters:
+            raise ValueError(f"unknown data source kind {src.kind!r} (known: {sorted(adapters)})")
+        found = adapters[src.kind](Path(src.root))
         if src.cases:
             missing = set(src.cases) - {c.case_id for c in found}
             if missing:

@@ -14,24 +14,29 @@ import SimpleITK as sitk
 
 from LiverTumorSegLib.geometry import Geometry
 from LiverTumorSegLib.preprocess import PREPROCESSING_VERSION, stage2_case, to_model_grid
-from LiverTumorSegLib.resample import resample_labels
+from LiverTumorSegLib.io import read_image
+from LiverTumorSegLib.resample import resample_labels, resample_like
 
 from ..config import StageConfig
 from ..stage import stage_manifest
-from .adapters import Case, load_case
+from .adapters import Case, _mapped, load_case
+from .teacher_store import load_teacher_image
 
 CACHE_VERSION = 1  # bump when the preprocessing code changes
 
 
 @dataclass
 class CachedCase:
-    """A preprocessed case: HU (z, y, x) int16, labels (z, y, x) uint8 0/1/2, and its grid."""
+    """A preprocessed case: HU (z, y, x) int16, labels (z, y, x) uint8 0/1/2, and its grid; for distillation
+    `soft` (z, y, x) float16 teacher liver probability and `hard` (z, y, x) uint8 hard-negative organ mask."""
 
     case_id: str
     image: np.ndarray
     labels: np.ndarray
     geometry: Geometry
     tumors_annotated: bool
+    soft: np.ndarray | None = None
+    hard: np.ndarray | None = None
 
 
 def settings_key(stage: StageConfig) -> str:
@@ -42,7 +47,9 @@ def settings_key(stage: StageConfig) -> str:
 
 def case_key(case: Case) -> str:
     """Hash of a case's source files (paths, sizes, modification times) and label mapping."""
-    items = [case.image] + [p.path for p in case.labels]
+    extra = [case.soft_target] if case.soft_target else []
+    extra += [case.hard_negatives.path] if case.hard_negatives is not None else []
+    items = [case.image] + [p.path for p in case.labels] + extra
     stats = []
     for item in items:
         p = Path(item)
@@ -62,10 +69,31 @@ def preprocess_case(case: Case, stage: StageConfig) -> tuple[sitk.Image, sitk.Im
     return ct_grid, resample_labels(labels, ct_grid)
 
 
+def distill_arrays(case: Case, ct_grid: sitk.Image, stage: StageConfig) -> dict[str, np.ndarray]:
+    """{'soft.npy': teacher liver probability float16, 'hard.npy': organ mask uint8} on `ct_grid`, as the case has them."""
+    out = {}
+    if case.soft_target:
+        if stage.stage != "liver":
+            raise ValueError(f"{case.case_id}: soft teacher targets are only implemented for the liver stage")
+        soft = resample_like(load_teacher_image(case.soft_target), ct_grid, interpolator=sitk.sitkLinear,
+                             default=0.0, pixel_type=sitk.sitkFloat32)
+        out["soft.npy"] = np.clip(sitk.GetArrayViewFromImage(soft), 0, 1).astype(np.float16)
+    if case.hard_negatives is not None:
+        organs = resample_labels(read_image(case.hard_negatives.path), ct_grid)
+        out["hard.npy"] = _mapped(case.hard_negatives, sitk.GetArrayViewFromImage(organs))
+    return out
+
+
+def _keys(case: Case) -> tuple[str, ...]:
+    """Cache file kinds of one case (the distillation arrays only where the case has them)."""
+    return ("image.npy", "labels.npy") + ("soft.npy",) * bool(case.soft_target) + \
+        ("hard.npy",) * (case.hard_negatives is not None) + ("json",)
+
+
 def _paths(folder: Path, case: Case) -> dict[str, Path]:
     """Files of one cached case."""
     stem = f"{case.case_id}-{case_key(case)}"
-    return {k: folder / f"{stem}.{k}" for k in ("image.npy", "labels.npy", "json")}
+    return {k: folder / f"{stem}.{k}" for k in _keys(case)}
 
 
 def build_one(case: Case, stage: StageConfig, folder: Path) -> str:
@@ -79,10 +107,14 @@ def build_one(case: Case, stage: StageConfig, folder: Path) -> str:
         ct, labels = out
         hu = np.clip(np.rint(sitk.GetArrayViewFromImage(ct)), -32768, 32767).astype(np.int16)
         np.save(paths["image.npy"], hu)
-        np.save(paths["labels.npy"], sitk.GetArrayViewFromImage(labels).astype(np.uint8))
+        extra = distill_arrays(case, ct, stage)
+        lab = (extra["soft.npy"] >= 0.5).astype(np.uint8) if "soft.npy" in extra else sitk.GetArrayViewFromImage(labels)
+        np.save(paths["labels.npy"], np.asarray(lab, np.uint8))
+        for key, arr in extra.items():
+            np.save(paths[key], arr)
         meta["geometry"] = asdict(Geometry.of(ct))
     else:
-        for key in ("image.npy", "labels.npy"):
+        for key in _keys(case)[:-1]:
             np.save(paths[key], np.zeros((0, 0, 0), np.uint8))
     tmp = paths["json"].with_suffix(".tmp")
     tmp.write_text(json.dumps(meta))
@@ -120,4 +152,6 @@ def load_cached(case: Case, folder: Path) -> CachedCase | None:
     geometry = Geometry(tuple(geo["spacing"]), tuple(geo["origin"]), tuple(geo["direction"]))
     image = np.load(paths["image.npy"], mmap_mode="r")
     labels = np.load(paths["labels.npy"], mmap_mode="r")
-    return CachedCase(case.case_id, image, labels, geometry, meta["tumors_annotated"])
+    soft = np.load(paths["soft.npy"], mmap_mode="r") if "soft.npy" in paths else None
+    hard = np.load(paths["hard.npy"], mmap_mode="r") if "hard.npy" in paths else None
+    return CachedCase(case.case_id, image, labels, geometry, meta["tumors_annotated"], soft, hard)

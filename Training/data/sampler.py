@@ -5,7 +5,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..augment import augment, build_augmentation, context_size
+from ..augment import augment, augment_soft, build_augmentation, context_size
 from ..config import Config
 from ..synthetic_tumors import insert_tumors
 from .cache import CachedCase
@@ -14,15 +14,19 @@ AIR_HU = -1024
 
 
 def foreground_index(labels: np.ndarray, classes: int, seed: int, limit: int = 100_000,
-                     hu: np.ndarray | None = None, hard_hu: tuple[float, float] = (-50.0, 200.0)) -> dict[int, np.ndarray]:
+                     hu: np.ndarray | None = None, hard_hu: tuple[float, float] = (-50.0, 200.0),
+                     hard_mask: np.ndarray | None = None) -> dict[int, np.ndarray]:
     """Up to `limit` voxel coordinates (z, y, x) per foreground class present in `labels`; with `hu`,
-    key 0 holds background voxels whose HU lies in `hard_hu` (hard negatives)."""
+    key 0 holds background voxels whose HU lies in `hard_hu` (hard negatives); a `hard_mask` (organs
+    next to the liver) replaces that HU rule for its case."""
     rng = np.random.default_rng(seed)
     labels = np.minimum(np.asarray(labels), classes - 1)  # liver stage: tumor counts as liver
     masks = {c: labels == c for c in range(1, classes)}
     if hu is not None:
         hu = np.asarray(hu)
         masks[0] = (labels == 0) & (hu >= hard_hu[0]) & (hu <= hard_hu[1])
+    if hard_mask is not None:
+        masks[0] = np.asarray(hard_mask) > 0
     out = {}
     for c, mask in masks.items():
         idx = np.argwhere(mask)
@@ -51,10 +55,11 @@ class PatchDataset(Dataset):
         self.n_classes = len(cfg.stage.classes)
         hard = cfg.train.hard_negative_prob > 0
         self.fg = [foreground_index(c.labels, self.n_classes, cfg.train.seed, hu=c.image if hard else None,
-                                    hard_hu=cfg.train.hard_negative_hu) for c in cases]
+                                    hard_hu=cfg.train.hard_negative_hu, hard_mask=c.hard if hard else None)
+                   for c in cases]
         self.patch = tuple(cfg.stage.train_patch_size)
         self.context = context_size(self.patch, cfg.augment)
-        self.transform = build_augmentation(cfg.augment, self.patch)
+        self.transform = build_augmentation(cfg.augment, self.patch, soft_labels=cfg.distill.enabled)
         self.norm = cfg.stage.normalization()
 
     def set_epoch(self, epoch: int) -> None:
@@ -87,8 +92,22 @@ class PatchDataset(Dataset):
             return insert_tumors(hu, lab, spacing_zyx, syn, rng)
         return hu, lab
 
+    def _soft_target(self, k: int, center: np.ndarray, lab: np.ndarray) -> np.ndarray:
+        """Class probabilities (C, z, y, x) float32 of a context crop: the teacher's where the case has one, else one-hot labels."""
+        case = self.cases[k]
+        if case.soft is not None:
+            p = crop_padded(case.soft, center, self.context, 0).astype(np.float32)
+            fg = [p]  # liver stage: channel 1 = teacher liver probability
+        else:
+            fg = [(lab == c).astype(np.float32) for c in range(1, self.n_classes)]
+        if case.hard is not None and self.cfg.distill.zero_hard_negatives:
+            organ = crop_padded(case.hard, center, self.context, 0) > 0
+            fg = [np.where(organ, 0.0, f).astype(np.float32) for f in fg]
+        return np.stack([1.0 - np.sum(fg, axis=0)] + fg)
+
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """(image (1, z, y, x) float32 normalised, labels (z, y, x) int64)."""
+        """(image (1, z, y, x) float32 normalised, labels (z, y, x) int64), or with distillation
+        (image, target class probabilities (C, z, y, x) float32)."""
         rng = np.random.default_rng([self.cfg.train.seed, self.epoch, self.rank, i])
         k = int(rng.integers(len(self.cases)))
         case = self.cases[k]
@@ -97,4 +116,6 @@ class PatchDataset(Dataset):
         lab = crop_padded(case.labels, center, self.context, 0)
         hu, lab = self._synthetic(k, hu, lab, rng)
         lab = np.minimum(lab, self.n_classes - 1)
+        if self.cfg.distill.enabled:
+            return augment_soft(self.transform, self.norm(hu), self._soft_target(k, center, lab), int(rng.integers(2**31)))
         return augment(self.transform, self.norm(hu), lab, int(rng.integers(2**31)))
