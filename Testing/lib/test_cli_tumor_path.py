@@ -67,16 +67,20 @@ def test_cli_min_lesion_mm3_above_the_lesion_volume_drops_it(lesion_file, tiny_m
 def test_cli_models_dir_is_the_one_used(lesion_file, tmp_path, capsys):
     path, _ = lesion_file
     empty = tmp_path / "no_models"; empty.mkdir()
-    assert _run(["predict", path, "-o", tmp_path / "out", "--models-dir", empty]) == 1
-    assert "no 'liver' model in" in capsys.readouterr().err and not (tmp_path / "out" / "case_seg.nii.gz").exists()
+    with pytest.raises(SystemExit) as exit_:  # a usage error, found before any case runs
+        _run(["predict", path, "-o", tmp_path / "out", "--models-dir", empty])
+    assert exit_.value.code == 2
+    assert f"no models in {empty}" in capsys.readouterr().err and not (tmp_path / "out" / "case_seg.nii.gz").exists()
 
 
 def test_cli_device_cuda_without_cuda_fails_the_case_clearly(lesion_file, tiny_models, tmp_path, capsys):
     if "cuda" in available_devices():
         pytest.skip("this machine has CUDA")
     path, _ = lesion_file
-    assert _run(["predict", path, "-o", tmp_path, "--models-dir", tiny_models, "--device", "cuda"]) == 1
-    assert "CUDA requested" in capsys.readouterr().err and list(tmp_path.iterdir()) == []
+    with pytest.raises(SystemExit) as exit_:  # a usage error, found before any case runs
+        _run(["predict", path, "-o", tmp_path / "out", "--models-dir", tiny_models, "--device", "cuda"])
+    assert exit_.value.code == 2
+    assert "CUDA requested" in capsys.readouterr().err and not (tmp_path / "out").exists()
 
 
 def test_cli_reads_a_dicom_series_folder_with_the_lesion(lesion_file, tiny_models, tmp_path):

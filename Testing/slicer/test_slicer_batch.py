@@ -68,20 +68,24 @@ def test_overwrite_redoes_a_case(headless, logic, small_ct_path, tmp_path):
     assert second.status == "done" and Path(second.segmentationFile).stat().st_mtime_ns != stamp
 
 
-def test_case_names_depend_on_the_file_alone_not_on_the_rest_of_the_batch():
-    paths = [Path("a/ct.nii.gz"), Path("c/scan.nrrd"), Path("d/series")]
-    assert caseNames(paths) == ["ct", "scan", "series"]
-    assert caseNames(paths[:1]) == ["ct"] and caseNames([Path("b/ct.nii.gz"), *paths])[1] == "ct"
+def test_case_names_follow_the_cli_rule():
+    from LiverTumorSegLib.outputs import case_names
+
+    paths = [Path("a/ct.nii.gz"), Path("c/scan.nrrd"), Path("d/series"), Path("b/ct.nii.gz")]
+    assert caseNames(paths) == case_names(paths) == ["a_ct", "scan", "series", "b_ct"]
+    assert caseNames(paths[1:3]) == ["scan", "series"]  # a name without a clash is the file's own
 
 
-def test_a_second_input_with_the_same_name_fails_clearly_and_overwrites_nothing(headless, logic, small_ct_path, tmp_path):
+def test_two_inputs_with_the_same_file_name_get_two_cases_and_overwrite_nothing(headless, logic, small_ct_path, tmp_path):
+    import shutil
+
     twin = tmp_path / "other" / small_ct_path.name
     twin.parent.mkdir()
-    twin.write_bytes(b"never read: the name clash is reported first")
+    shutil.copyfile(small_ct_path, twin)
     reports = logic.processFiles([small_ct_path, twin], tmp_path / "out", liverOnly=True)
-    assert [r.status for r in reports] == ["done", "failed"]
-    assert f"same output name 'ct' as {small_ct_path}" in reports[1].message
-    assert reports[1].segmentationFile == "" and reports[1].lesionsFile == ""
+    assert [r.status for r in reports] == ["done", "done"]
+    files = {reports[0].segmentationFile, reports[1].segmentationFile}
+    assert len(files) == 2 and all(Path(f).is_file() for f in files)
 
 
 def test_failed_cases_name_no_output_files(headless, logic, corrupt_ct, tmp_path):
