@@ -5,6 +5,7 @@ import csv
 import os
 import signal
 import socket
+import shutil
 import subprocess
 import sys
 import time
@@ -92,6 +93,12 @@ def test_ddp_with_two_cpu_processes_on_gloo(shared_data: Path, tmp_path: Path) -
            f"--master_port={_free_port()}", "-m", "Training.train", "--config", LIVER_YAML,
            *tiny_overrides(shared_data, out, tmp_path / "cache", epochs=1, iters=2), "train.threads=2"]
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
+    if proc.returncode != 0 and "terminate called without an active exception" in proc.stderr:
+        # A gloo thread still alive at interpreter exit aborts a rank now and then on a loaded 2-core machine
+        # (seen once in three full-suite runs, 2026-12-01); one fresh retry, the assertions below stay strict.
+        shutil.rmtree(out, ignore_errors=True)
+        cmd[cmd.index(next(a for a in cmd if a.startswith("--master_port=")))] = f"--master_port={_free_port()}"
+        proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert load_checkpoint(out / "last.pt")["state"]["epoch"] == 1
     assert _epochs(out) == [1]
