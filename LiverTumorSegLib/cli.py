@@ -14,13 +14,13 @@ from .api import make_config, segment, selected_model_set
 from .config import models_dir
 from .dicom_seg import SEG_SUFFIX, write_dicom_seg
 from .dicom_sr import SR_SUFFIX, write_dicom_sr
-from .errors import CancelledError, InvalidInputError, LiverTumorSegError, ModelError, OutputExistsError
+from .errors import CancelledError, InvalidInputError, LiverTumorSegError, OutputExistsError
 from .io import expand_inputs, read_image, seg_nrrd_image, write_image, write_table
-from .manifest import load_manifest, verified_onnx_path
+from .manifest import load_manifest
 from .model_sets import list_model_sets
 from .outputs import SKIPPED, case_names_in, existing, is_complete
 from .result import SegmentationResult
-from .runtime import resolve_device
+from .runtime import resolve_device, verified_manifest
 
 log = logging.getLogger("livertumorseg")
 SUFFIX = {"nifti": "_seg.nii.gz", "seg.nrrd": ".seg.nrrd", "dicom-seg": SEG_SUFFIX}
@@ -140,23 +140,9 @@ def check_predict_args(args: argparse.Namespace) -> None:
         mset = selected_model_set(make_config(models_dir=args.models_dir, model_set=args.model_set, fast=args.fast))
         stages = {"liver": mset.liver} if args.liver_only or mset.tumor is None else {"liver": mset.liver, "tumor": mset.tumor}
         for stage, path in stages.items():
-            check_model(path, stage)
+            verified_manifest(path, stage)
     except LiverTumorSegError as exc:
         args.usage_error(str(exc))
-
-
-def check_model(path: Path, stage: str):
-    """The manifest at `path` (a `stage` model), after checking it and its ONNX file (ModelError if unusable)."""
-    path = Path(path)
-    if not path.parent.is_dir():
-        raise ModelError(f"models folder not found: {path.parent}")
-    if not path.is_file():
-        raise ModelError(f"no '{stage}' model in {path.parent} (expected {path.name} and its .onnx file)")
-    manifest = load_manifest(path)
-    if manifest.stage != stage:
-        raise ModelError(f"{path} is a '{manifest.stage}' model, not a '{stage}' model")
-    verified_onnx_path(path, manifest)
-    return manifest
 
 
 def output_paths(out_dir: Path, case: str, fmts: list[str] | str) -> dict[str, Path]:

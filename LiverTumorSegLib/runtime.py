@@ -77,15 +77,20 @@ def _session(onnx_path: str, sha256: str, device: str, threads: int | None):
         raise ModelError(f"ONNX Runtime cannot load {onnx_path}: {exc}") from exc
 
 
-def load_model_file(manifest_path: Path, runtime: RuntimeConfig, stage: str | None = None) -> Model:
-    """Load a manifest + its ONNX file, checksum verified; `stage` (if given) must match the manifest's."""
+def verified_manifest(manifest_path: Path, stage: str | None = None) -> tuple[ModelManifest, Path]:
+    """(manifest, its checksum-verified ONNX path); `stage` (if given) must match the manifest's (ModelError if not)."""
     manifest_path = Path(manifest_path)
     if not manifest_path.is_file():
         raise ModelError(f"model manifest not found: {manifest_path} (expected it beside its .onnx file)")
     manifest = load_manifest(manifest_path)
     if stage is not None and manifest.stage != stage:
         raise ModelError(f"{manifest_path} is a '{manifest.stage}' model, not a '{stage}' model")
-    onnx_path = verified_onnx_path(manifest_path, manifest)
+    return manifest, verified_onnx_path(manifest_path, manifest)
+
+
+def load_model_file(manifest_path: Path, runtime: RuntimeConfig, stage: str | None = None) -> Model:
+    """Load a manifest + its ONNX file, checksum verified; `stage` (if given) must match the manifest's."""
+    manifest, onnx_path = verified_manifest(manifest_path, stage)
     device = resolve_device(runtime.device)
     return Model(manifest, _session(str(onnx_path.resolve()), manifest.sha256, device, runtime.threads), device)
 

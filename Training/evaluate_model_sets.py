@@ -22,12 +22,12 @@ import sys
 import time
 from pathlib import Path
 
-import cc3d
 import numpy as np
 import SimpleITK as sitk
 
 from LiverTumorSegLib import segment
-from LiverTumorSegLib.metrics import dice, hd95_mm
+from LiverTumorSegLib.metrics import dice, hd95_mm, lesion_detection
+from LiverTumorSegLib.postprocess import drop_small_components
 
 from .reporting import save_overlay
 
@@ -53,11 +53,9 @@ def liver_scores(pred: np.ndarray, ref: np.ndarray, spacing) -> dict:
 
 def lesions_found(pred_tumor: np.ndarray, ref_tumor: np.ndarray, voxel_ml: float, min_ml: float = 0.5) -> tuple[int, int]:
     """(reference lesions of >= `min_ml` touched by a predicted tumor voxel, number of such lesions); 26-connected."""
-    cc, n = cc3d.connected_components(ref_tumor.astype(np.uint8), connectivity=26, return_N=True)
-    sizes = np.bincount(cc.ravel(), minlength=n + 1) * voxel_ml
-    big = [i for i in range(1, n + 1) if sizes[i] >= min_ml]
-    hit = set(np.unique(cc[pred_tumor & (cc > 0)]).tolist())
-    return sum(i in hit for i in big), len(big)
+    big = drop_small_components(ref_tumor, int(np.ceil(min_ml / voxel_ml)))
+    found = lesion_detection(pred_tumor, big)
+    return found.tp, found.n_ref
 
 
 def run(ct: sitk.Image, args: argparse.Namespace, model_set: str, **kw):

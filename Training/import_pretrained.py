@@ -23,7 +23,7 @@ import torch
 from LiverTumorSegLib.manifest import ModelManifest, write_manifest
 
 from .pretrained import pyliverlesionseg as pls
-from .pretrained.parity import NORMALIZATION
+from .pretrained.parity import NORMALIZATION, stage_of
 
 OPSET = 17
 # Engine tiling of the lesion network (z, y, x input voxels at 1 x 1 x 3 mm). The original tiles 86 x 172 x 180
@@ -79,7 +79,7 @@ def lesion_manifest(credit: dict, voxel: tuple[float, ...]) -> ModelManifest:
 
 def record_parity(manifest: ModelManifest, parity: dict) -> None:
     """Copy the measured port-vs-original figures of this stage's blocks into the manifest."""
-    blocks = {k: v for k, v in parity.items() if k.split("__")[0].replace("_small", "") == manifest.stage}
+    blocks = {k: v for k, v in parity.items() if stage_of(k) == manifest.stage}
     if not blocks:
         return
 

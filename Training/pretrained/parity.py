@@ -119,11 +119,11 @@ def torch_float64(blocks: dict[str, np.ndarray], wheel: Path) -> dict[str, np.nd
     with torch.no_grad():
         for key, hu in blocks.items():
             x = torch.from_numpy(NORMALIZATION(hu).astype(np.float64)[None, None])
-            out[key] = torch.sigmoid(nets[_stage(key)](x)).numpy()[0, 0].astype(np.float32)
+            out[key] = torch.sigmoid(nets[stage_of(key)](x)).numpy()[0, 0].astype(np.float32)
     return out
 
 
-def _stage(key: str) -> str:
+def stage_of(key: str) -> str:
     """'liver' or 'tumor' from a block key."""
     return key.split("__")[0].replace("_small", "")
 
@@ -135,7 +135,7 @@ def compare(blocks: dict[str, np.ndarray], keras32: dict[str, np.ndarray], keras
     port64 = torch_float64({k: v for k, v in blocks.items() if v.size <= FLOAT64_MAX_VOXELS}, wheel)
     out = {}
     for key, hu in blocks.items():
-        ours = onnx_probability(set_dir / f"{_stage(key)}.onnx", hu)
+        ours = onnx_probability(set_dir / f"{stage_of(key)}.onnx", hu)
         out[key] = {"onnx_vs_original_tf_float32": _diff(ours, keras32[key]),
                     "onnx_vs_original_float64_statistics": _diff(ours, keras64[key]),
                     "port_float64_vs_original_float64_statistics": _diff(port64[key], keras64[key]) if key in port64 else None,
