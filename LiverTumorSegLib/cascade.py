@@ -79,7 +79,7 @@ def run_model(ct: sitk.Image, model: Model, cfg: SegmentationConfig, progress: P
         x = liver_mask_input(x, liver, m)
     overlap = cfg.window.overlap if m.tile_overlap is None else m.tile_overlap
     probs = predict_probabilities(
-        x, model.run, m.patch_for(x.shape), output_crop=m.output_crop, activation=m.output_activation,
+        x, model.run, m.patch_for(x.shape, overlap), output_crop=m.output_crop, activation=m.output_activation,
         overlap=overlap, sigma_fraction=cfg.window.gaussian_sigma, pad_value=pad_value(m),
         cancel=rep.cancel, progress=progress,
     )

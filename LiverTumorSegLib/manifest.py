@@ -4,11 +4,13 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
+from itertools import product
 from pathlib import Path
 
 import numpy as np
 
 from .errors import ModelError
+from .sliding_window import window_starts
 from .windowing import Normalization
 
 MANIFEST_SCHEMA = 1
@@ -33,8 +35,8 @@ class ModelManifest:
     (18-connected steps) and `v` (normalised) elsewhere; `liver_opening_voxels` erodes the stage-1
     liver mask before its largest component is taken and dilates it back (cuts thin leaks);
     `flexible_patch`: a fully convolutional network accepts any input of `multiple * k + offset` voxels
-    per axis, so the engine sizes each run's patch to the volume (up to `max_voxels`, never below what
-    one patch covers) instead of tiling with `patch_size`; `min_right_fraction` (liver models): a stage-1
+    per axis, so the engine sizes each run's patch to the volume instead of tiling with `patch_size`: of
+    the valid patches of at most `max_voxels`, the one whose tiling feeds the network the fewest voxels; `min_right_fraction` (liver models): a stage-1
     candidate with less of its volume on the patient's right of the body midline is rejected as "no liver"
     (a network that takes the urinary bladder of a pelvis-only CT for a liver says so here).
     """
@@ -74,25 +76,38 @@ class ModelManifest:
         if any(c < 0 or 2 * c >= p for c, p in zip(self.output_crop, self.patch_size)):
             raise ModelError(f"model '{self.name}': output_crop {self.output_crop} does not fit patch {self.patch_size}")
 
-    def patch_for(self, volume_zyx: tuple[int, ...]) -> tuple[int, int, int]:
-        """Input patch (z, y, x) to tile a volume with: `patch_size`, or with `flexible_patch` the smallest
-        valid patch whose output covers the volume, shrunk along its longest axis until it fits `max_voxels`."""
+    def patch_for(self, volume_zyx: tuple[int, ...], overlap: float = 0.0) -> tuple[int, int, int]:
+        """Input patch (z, y, x) to tile a volume with: `patch_size`, or with `flexible_patch` the valid patch
+        of at most `max_voxels` whose tiling of the volume (windows overlapping by `overlap`) feeds the
+        network the fewest input voxels."""
         rule = self.flexible_patch
         if not rule:
             return self.patch_size
-        mult, off = rule["multiple"], rule["offset"]
+        return min(self._flexible_tilings(volume_zyx, overlap), key=lambda t: (t[0], t[1]))[2]
 
-        def valid(n: int, axis: int) -> int:  # smallest valid input size >= n
-            return off[axis] + mult[axis] * max(0, -(-(n - off[axis]) // mult[axis]))
+    def _valid_input(self, n: int, axis: int) -> int:
+        """Smallest input size >= n that `flexible_patch` allows along `axis` (z, y, x)."""
+        mult, off = self.flexible_patch["multiple"][axis], self.flexible_patch["offset"][axis]
+        return off + mult * max(0, -(-(n - off) // mult))
 
-        patch = [valid(v + 2 * c, a) for a, (v, c) in enumerate(zip(volume_zyx, self.output_crop))]
-        while int(np.prod(patch)) > int(rule["max_voxels"]):
-            axis = int(np.argmax([p - 2 * c for p, c in zip(patch, self.output_crop)]))
-            smaller = patch[axis] - mult[axis]
-            if smaller - 2 * self.output_crop[axis] <= 0:
-                break
-            patch[axis] = smaller
-        return tuple(int(p) for p in patch)
+    def _flexible_tilings(self, volume_zyx: tuple[int, ...], overlap: float) -> list[tuple[int, int, tuple[int, int, int]]]:
+        """(total input voxels, tile count, patch) for each split into n_z x n_y x n_x equal tiles that fits the
+        budget; every valid patch has an output of at least one voxel (the last resort if nothing fits)."""
+        budget = int(self.flexible_patch["max_voxels"])
+        options = []
+        counts = [range(1, max(1, v) + 1) for v in volume_zyx]
+        per_axis = [sorted({self._valid_input(-(-v // n) + 2 * c, a) for n in counts[a][:64]}, reverse=True)
+                    for a, (v, c) in enumerate(zip(volume_zyx, self.output_crop))]
+        for patch in product(*per_axis):
+            if int(np.prod(patch)) > budget:
+                continue
+            tiles = [len(window_starts(v, p - 2 * c, overlap)) for v, p, c in zip(volume_zyx, patch, self.output_crop)]
+            options.append((int(np.prod(patch)) * int(np.prod(tiles)), int(np.prod(tiles)), tuple(int(p) for p in patch)))
+        if not options:
+            smallest = tuple(self._valid_input(2 * c + 1, a) for a, c in enumerate(self.output_crop))
+            tiles = [len(window_starts(v, p - 2 * c, overlap)) for v, p, c in zip(volume_zyx, smallest, self.output_crop)]
+            options.append((int(np.prod(smallest)) * int(np.prod(tiles)), int(np.prod(tiles)), smallest))
+        return options
 
     @property
     def output_size(self) -> tuple[int, int, int]:

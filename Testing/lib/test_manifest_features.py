@@ -11,7 +11,7 @@ from LiverTumorSegLib.errors import ModelError
 from LiverTumorSegLib.manifest import ModelManifest, load_manifest
 from LiverTumorSegLib.model_sets import list_model_sets, resolve_model_set
 from LiverTumorSegLib.preprocess import liver_mask_input
-from LiverTumorSegLib.sliding_window import predict_probabilities, sigmoid_two_class
+from LiverTumorSegLib.sliding_window import predict_probabilities, sigmoid_two_class, window_starts
 from LiverTumorSegLib.windowing import Normalization
 
 
@@ -67,6 +67,36 @@ def test_flexible_patch_covers_the_volume_with_valid_sizes_and_respects_the_voxe
     big = m.patch_for((300, 400, 400))
     assert np.prod(big) <= 8_000_000 and [(p - o) % 8 for p, o in zip(big, (6, 4, 4))] == [0, 0, 0]
     assert _manifest().patch_for((300, 400, 400)) == (86, 172, 180)  # fixed patch without the rule
+
+
+def _input_voxels(m: ModelManifest, volume, patch, overlap=0.0) -> int:
+    """Voxels the network is fed when `patch` tiles `volume` (as predict_probabilities tiles it)."""
+    out = [p - 2 * c for p, c in zip(patch, m.output_crop)]
+    return int(np.prod(patch)) * int(np.prod([len(window_starts(v, o, overlap)) for v, o in zip(volume, out)]))
+
+
+def test_flexible_patch_picks_the_tiling_that_feeds_the_network_the_fewest_voxels():
+    m = _manifest(flexible_patch={"multiple": [8, 8, 8], "offset": [6, 4, 4], "max_voxels": 6_000_000})
+    roi = (46, 198, 220)  # the liver ROI of the clinical-size benchmark CT at 1 x 1 x 3 mm
+    patch = m.patch_for(roi)
+    assert np.prod(patch) <= 6_000_000
+    assert _input_voxels(m, roi, patch) <= 11_000_000  # two tiles; shrinking the longest axis gave four (24 M voxels)
+    rng = np.random.default_rng(0)
+    for _ in range(300):  # no other valid patch within the budget does better
+        other = tuple(int(o + 8 * rng.integers(1, 40)) for o in (6, 4, 4))
+        if np.prod(other) <= 6_000_000 and all(p - 2 * c > 0 for p, c in zip(other, m.output_crop)):
+            assert _input_voxels(m, roi, patch) <= _input_voxels(m, roi, other)
+
+
+def test_flexible_patch_counts_the_windows_an_overlap_adds_and_sizes_a_liver_window_to_the_ct():
+    liver = _manifest(stage="liver", classes={0: "background", 1: "liver"}, patch_size=(162, 162, 189),
+                      output_crop=(13, 13, 13), flexible_patch={"multiple": [27, 27, 27], "offset": [0, 0, 0],
+                                                                "max_voxels": 162 * 162 * 189})
+    assert liver.patch_for((112, 101, 122), 0.25) == (162, 135, 162)  # one window instead of 162 x 162 x 189
+    big = (300, 170, 170)  # a whole-body CT at 3 mm
+    patch = liver.patch_for(big, 0.25)
+    assert np.prod(patch) <= 162 * 162 * 189 and all(p % 27 == 0 for p in patch)
+    assert _input_voxels(liver, big, patch, 0.25) <= _input_voxels(liver, big, (162, 162, 189), 0.25)
 
 
 def test_manifest_refuses_settings_inference_cannot_honour():
