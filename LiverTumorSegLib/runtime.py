@@ -55,7 +55,15 @@ class Model:
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         """Logits (N, C, z, y, x) for a normalised batch (N, 1, z, y, x) float32."""
-        return self.session.run(["logits"], {"image": np.ascontiguousarray(batch, dtype=np.float32)})[0]
+        return self.session.run(["logits"], {"image": np.ascontiguousarray(batch, dtype=np.float32)}, _run_options())[0]
+
+
+@functools.lru_cache(maxsize=1)
+def _run_options():
+    """Run options that give the CPU arena's memory back after every run (see `_session`)."""
+    options = _ort().RunOptions()
+    options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+    return options
 
 
 @functools.lru_cache(maxsize=8)
@@ -64,9 +72,11 @@ def _session(onnx_path: str, sha256: str, device: str, threads: int | None):
     ort = _ort()
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    # No CPU memory arena: patch shapes vary between runs (flexible patches) and an arena keeps the peak of
-    # every shape it has seen (measured: 3.2 -> 2.1 GB peak RSS for one liver window, no slower).
-    opts.enable_cpu_mem_arena = False
+    # CPU memory arena on, shrunk back at the end of every run (`_run_options`): a run reuses its own freed
+    # tensors instead of asking the kernel for fresh zeroed pages (measured on 2 threads: liver window 10.7 -> 8.7 s,
+    # first 5.4 M-voxel lesion patch 10.7 -> 7.7 s), and nothing stays allocated between runs or cases
+    # (peak RSS of the accurate set 3.5 -> 4.1 GB; without the shrinkage the arena kept every shape's peak: 10.6 GB).
+    opts.enable_cpu_mem_arena = True
     if threads:
         opts.intra_op_num_threads = int(threads)
         opts.inter_op_num_threads = 1
@@ -92,7 +102,17 @@ def load_model_file(manifest_path: Path, runtime: RuntimeConfig, stage: str | No
     """Load a manifest + its ONNX file, checksum verified; `stage` (if given) must match the manifest's."""
     manifest, onnx_path = verified_manifest(manifest_path, stage)
     device = resolve_device(runtime.device)
-    return Model(manifest, _session(str(onnx_path.resolve()), manifest.sha256, device, runtime.threads), device)
+    session = _session(str(onnx_path.resolve()), manifest.sha256, device, runtime.threads)
+    return Model(manifest, session, session_device(session, device))
+
+
+def session_device(session, requested: str) -> str:
+    """The device a session really runs on: ONNX Runtime drops to CPU when its CUDA provider cannot start."""
+    if requested == "cuda" and "CUDAExecutionProvider" not in session.get_providers():
+        log.warning("CUDA was chosen, but ONNX Runtime could not start its CUDA provider (driver or CUDA/cuDNN "
+                    "libraries missing?): running on the CPU")
+        return "cpu"
+    return requested
 
 
 def load_model(models_dir: Path, stage: str, runtime: RuntimeConfig) -> Model:

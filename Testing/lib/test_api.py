@@ -136,3 +136,19 @@ def test_cuda_request_without_cuda_is_a_clear_error(ct):
         pytest.skip("this machine has CUDA")
     with pytest.raises(LiverTumorSegError, match="CUDA requested"):
         lts.segment(ct, device="cuda")
+
+
+def test_a_session_that_fell_back_from_cuda_reports_the_cpu(caplog):
+    from LiverTumorSegLib.runtime import session_device
+
+    class FellBack:  # what ONNX Runtime returns when its CUDA provider fails to start: a CPU-only session
+        def get_providers(self):
+            return ["CPUExecutionProvider"]
+
+    class OnGpu:
+        def get_providers(self):
+            return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+
+    assert session_device(FellBack(), "cuda") == "cpu" and "could not start its CUDA provider" in caplog.text
+    assert session_device(OnGpu(), "cuda") == "cuda"
+    assert session_device(FellBack(), "cpu") == "cpu"
