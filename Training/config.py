@@ -47,6 +47,9 @@ class StageConfig:
     patch_size: tuple[int, int, int] = (64, 128, 128)  # inference sliding-window patch
     train_patch_size: tuple[int, int, int] = (48, 96, 96)
     roi_margin_mm: float = 10.0
+    # Liver models: reject a stage-1 candidate with less of its volume on the patient's right of the body midline
+    # (manifest `min_right_fraction`; 0 = off). The shared livers lie 79-95 % on the right, a pelvis "liver" 54 %.
+    min_right_fraction: float = 0.0
     clip_low: float = -200.0
     clip_high: float = 250.0
     mean: float = 25.0

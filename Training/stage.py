@@ -19,4 +19,5 @@ def stage_manifest(stage: StageConfig, name: str = "", version: str = "0") -> Mo
         patch_size=tuple(stage.patch_size),
         normalization=stage.normalization(),
         roi_margin_mm=stage.roi_margin_mm,
+        min_right_fraction=stage.min_right_fraction if stage.stage == "liver" else 0.0,
     )

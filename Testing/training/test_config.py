@@ -36,3 +36,13 @@ def test_saved_config_reloads_identically(tmp_path: Path) -> None:
     cfg = load_config(CONFIGS / "tumor.yaml", ["synthetic.max_tumors=5"])
     save_config(cfg, tmp_path / "c.yaml")
     assert load_config(tmp_path / "c.yaml") == cfg
+
+
+def test_liver_configs_carry_the_midline_gate_into_the_manifest_and_tumor_ones_do_not() -> None:
+    from Training.stage import stage_manifest
+
+    for name, gate in (("liver", 0.65), ("liver_student", 0.65), ("tumor", 0.0)):
+        cfg = load_config(CONFIGS / f"{name}.yaml")
+        assert stage_manifest(cfg.stage).min_right_fraction == gate, name
+    off = load_config(CONFIGS / "liver.yaml", ["stage.min_right_fraction=0"])
+    assert stage_manifest(off.stage).min_right_fraction == 0.0
