@@ -105,7 +105,7 @@ def one_run(ct: Path, args: argparse.Namespace, out_dir: Path, meter: NetworkMet
                      config=args.config)
     t1 = time.perf_counter()
     paths = output_paths(out_dir, "case", "nifti")
-    write_image(result.label_image(), paths["labels"], overwrite=True)
+    write_image(result.label_image(), paths["nifti"], overwrite=True)
     write_table([lesion.row() for lesion in result.lesions], paths["lesions"], overwrite=True,
                 extra={"case": "case", **result.summary(), "timings_s": result.timings})
     stages = {"read": read_s, **result.timings, "write": time.perf_counter() - t1}
