@@ -125,7 +125,8 @@ def run_validation(model, val_cases, cfg: Config, device, out_dir: Path, epoch: 
 
 
 RESUMABLE_CHANGES = {"train.epochs", "train.progress", "train.resume", "train.threads", "train.workers",
-                     "train.out_dir", "data.cache_workers", "data.cache_dir"}
+                     "train.out_dir", "data.cache_workers", "data.cache_dir",
+                     "stage.min_right_fraction"}  # an inference-time gate written into the manifest; training ignores it
 
 
 def config_changes(old: dict, new: dict, prefix: str = "") -> list[str]:
