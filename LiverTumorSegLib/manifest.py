@@ -5,9 +5,9 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from itertools import product
+from math import prod
 from pathlib import Path
 
-import numpy as np
 
 from .errors import ModelError
 from .sliding_window import window_starts
@@ -36,8 +36,8 @@ class ModelManifest:
     liver mask before its largest component is taken and dilates it back (cuts thin leaks);
     `flexible_patch`: a fully convolutional network accepts any input of `multiple * k + offset` voxels
     per axis, so the engine sizes each run's patch to the volume instead of tiling with `patch_size`: of
-    the valid patches of at most `max_voxels`, the one whose tiling feeds the network the fewest voxels; `min_right_fraction` (liver models): a stage-1
-    candidate with less of its volume on the patient's right of the body midline is rejected as "no liver"
+    the valid patches of at most `max_voxels`, the one whose tiling feeds the network the fewest voxels;
+    `min_right_fraction` (liver models): a stage-1 candidate with less of its volume on the patient's right of the body midline is rejected as "no liver"
     (a network that takes the urinary bladder of a pelvis-only CT for a liver says so here).
     """
 
@@ -79,35 +79,25 @@ class ModelManifest:
     def patch_for(self, volume_zyx: tuple[int, ...], overlap: float = 0.0) -> tuple[int, int, int]:
         """Input patch (z, y, x) to tile a volume with: `patch_size`, or with `flexible_patch` the valid patch
         of at most `max_voxels` whose tiling of the volume (windows overlapping by `overlap`) feeds the
-        network the fewest input voxels."""
-        rule = self.flexible_patch
-        if not rule:
+        network the fewest input voxels (the smallest valid patch if none fits)."""
+        if not self.flexible_patch:
             return self.patch_size
-        return min(self._flexible_tilings(volume_zyx, overlap), key=lambda t: (t[0], t[1]))[2]
+        # Per axis: the valid sizes whose output splits the volume into n = 1..64 windows.
+        sizes = [sorted({self._valid_input(-(-v // n) + 2 * c, a) for n in range(1, min(max(v, 1), 64) + 1)}, reverse=True)
+                 for a, (v, c) in enumerate(zip(volume_zyx, self.output_crop))]
+        fitting = [p for p in product(*sizes) if prod(p) <= int(self.flexible_patch["max_voxels"])]
+        smallest = tuple(self._valid_input(2 * c + 1, a) for a, c in enumerate(self.output_crop))
+        return min(fitting or [smallest], key=lambda p: self._tiling_cost(volume_zyx, p, overlap))
 
     def _valid_input(self, n: int, axis: int) -> int:
         """Smallest input size >= n that `flexible_patch` allows along `axis` (z, y, x)."""
         mult, off = self.flexible_patch["multiple"][axis], self.flexible_patch["offset"][axis]
         return off + mult * max(0, -(-(n - off) // mult))
 
-    def _flexible_tilings(self, volume_zyx: tuple[int, ...], overlap: float) -> list[tuple[int, int, tuple[int, int, int]]]:
-        """(total input voxels, tile count, patch) for each split into n_z x n_y x n_x equal tiles that fits the
-        budget; every valid patch has an output of at least one voxel (the last resort if nothing fits)."""
-        budget = int(self.flexible_patch["max_voxels"])
-        options = []
-        counts = [range(1, max(1, v) + 1) for v in volume_zyx]
-        per_axis = [sorted({self._valid_input(-(-v // n) + 2 * c, a) for n in counts[a][:64]}, reverse=True)
-                    for a, (v, c) in enumerate(zip(volume_zyx, self.output_crop))]
-        for patch in product(*per_axis):
-            if int(np.prod(patch)) > budget:
-                continue
-            tiles = [len(window_starts(v, p - 2 * c, overlap)) for v, p, c in zip(volume_zyx, patch, self.output_crop)]
-            options.append((int(np.prod(patch)) * int(np.prod(tiles)), int(np.prod(tiles)), tuple(int(p) for p in patch)))
-        if not options:
-            smallest = tuple(self._valid_input(2 * c + 1, a) for a, c in enumerate(self.output_crop))
-            tiles = [len(window_starts(v, p - 2 * c, overlap)) for v, p, c in zip(volume_zyx, smallest, self.output_crop)]
-            options.append((int(np.prod(smallest)) * int(np.prod(tiles)), int(np.prod(tiles)), smallest))
-        return options
+    def _tiling_cost(self, volume_zyx: tuple[int, ...], patch: tuple[int, ...], overlap: float) -> tuple[int, int]:
+        """(input voxels fed to the network, window count) when `patch` tiles the volume with `overlap`."""
+        windows = prod(len(window_starts(v, p - 2 * c, overlap)) for v, p, c in zip(volume_zyx, patch, self.output_crop))
+        return prod(patch) * windows, windows
 
     @property
     def output_size(self) -> tuple[int, int, int]:
