@@ -75,7 +75,8 @@ def _session(onnx_path: str, sha256: str, device: str, threads: int | None):
     # CPU memory arena on, shrunk back at the end of every run (`_run_options`): a run reuses its own freed
     # tensors instead of asking the kernel for fresh zeroed pages (measured on 2 threads: liver window 10.7 -> 8.7 s,
     # first 5.4 M-voxel lesion patch 10.7 -> 7.7 s), and nothing stays allocated between runs or cases
-    # (peak RSS of the accurate set 3.5 -> 4.1 GB; without the shrinkage the arena kept every shape's peak: 10.6 GB).
+    # (peak RSS of the accurate set on the clinical-size benchmark CT 3.5 -> 4.6 GB; without the shrinkage the arena
+    # kept every shape's peak: 10.6 GB).
     opts.enable_cpu_mem_arena = True
     if threads:
         opts.intra_op_num_threads = int(threads)
