@@ -12,7 +12,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from .cascade import Reporter, cascade
-from .config import FAST_MODEL_SET, MODEL_SET_ENV, RuntimeConfig, SegmentationConfig
+from .config import FAST_MODEL_SET, MODEL_SET_ENV, TTA_MIRROR_AXES, RuntimeConfig, SegmentationConfig
 from .config import models_dir as resolve_models_dir
 from .geometry import Geometry, Volume
 from .errors import InvalidInputError
@@ -30,11 +30,14 @@ ImageLike = Union[sitk.Image, Volume, str, Path]  # typing.Union: `X | Y` fails 
 def make_config(*, device: str = "auto", fast: bool = False, liver_only: bool = False,
                 min_lesion_mm3: float | None = None, threads: int | None = None, force: bool = False,
                 models_dir: str | Path | None = None, model_set: str | None = None,
+                cpu_engine: str | None = None, tta: bool = False,
                 base: SegmentationConfig | None = None) -> SegmentationConfig:
     """A SegmentationConfig from the keyword options of `segment` (over `base` when given)."""
     cfg = base or SegmentationConfig()
     post = cfg.postprocess if min_lesion_mm3 is None else replace(cfg.postprocess, min_lesion_mm3=float(min_lesion_mm3))
-    return replace(cfg, runtime=RuntimeConfig(device=device, threads=threads), postprocess=post,
+    runtime = RuntimeConfig(device=device, threads=threads, cpu_engine=cpu_engine or cfg.runtime.cpu_engine)
+    window = replace(cfg.window, mirror_tumor=TTA_MIRROR_AXES) if tta else cfg.window
+    return replace(cfg, runtime=runtime, postprocess=post, window=window,
                    checks=replace(cfg.checks, force=force), fast=fast, liver_only=liver_only,
                    models_dir=Path(models_dir) if models_dir else cfg.models_dir,
                    model_set=model_set or cfg.model_set)
@@ -69,8 +72,8 @@ def _as_sitk(image: ImageLike) -> sitk.Image:
 
 def segment(image: ImageLike, *, device: str = "auto", fast: bool = False, liver_only: bool = False,
             min_lesion_mm3: float | None = None, threads: int | None = None, force: bool = False,
-            models_dir: str | Path | None = None, model_set: str | None = None,
-            config: SegmentationConfig | None = None,
+            models_dir: str | Path | None = None, model_set: str | None = None, cpu_engine: str | None = None,
+            tta: bool = False, config: SegmentationConfig | None = None,
             progress: Callable[[float, str], None] | None = None,
             cancel: threading.Event | None = None, liver_mask: ImageLike | None = None) -> SegmentationResult:
     """Liver (1) and tumor (2) label map of a CT in HU, on the exact input grid, with lesion measurements.
@@ -82,7 +85,8 @@ def segment(image: ImageLike, *, device: str = "auto", fast: bool = False, liver
     InvalidInputError / NotCTError for unusable input and ModelError for missing or tampered models.
     """
     cfg = make_config(device=device, fast=fast, liver_only=liver_only, min_lesion_mm3=min_lesion_mm3,
-                      threads=threads, force=force, models_dir=models_dir, model_set=model_set, base=config)
+                      threads=threads, force=force, models_dir=models_dir, model_set=model_set,
+                      cpu_engine=cpu_engine, tta=tta, base=config)
     rep = Reporter(progress, cancel)
     rep.report(0.0, "reading")
     ct = _as_sitk(image)
@@ -98,7 +102,7 @@ def segment(image: ImageLike, *, device: str = "auto", fast: bool = False, liver
     rep.report(0.95, "measuring lesions")
     result = _result(labels, hu, geometry, warnings + more, liver.device)
     result.model_set = mset.name
-    result.models = {m.manifest.stage: {**model_identity(m.manifest), "model_set": mset.name}
+    result.models = {m.manifest.stage: {**model_identity(m.manifest), "model_set": mset.name, "engine": m.engine}
                      for m in (liver, tumor) if m is not None}
     rep.lap("lesions")
     result.timings = dict(rep.timings)

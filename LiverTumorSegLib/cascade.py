@@ -16,7 +16,7 @@ from .errors import CancelledError, ModelError
 from .postprocess import compose_labels, implausible_liver, largest_component
 from .preprocess import liver_mask_input, liver_roi, model_input, to_model_grid
 from .resample import resample_like
-from .roi import Box
+from .roi import Box, mask_box
 from .runtime import Model
 from .sliding_window import predict_probabilities
 
@@ -62,30 +62,64 @@ def pad_value(manifest) -> float:
     return float(manifest.normalization(np.array([-1024.0]))[0])
 
 
+@dataclass
+class StageOutput:
+    """A stage's output on its model grid and what its resampled values must exceed to be foreground.
+
+    `image` is float32: a probability (threshold 0.5 after resampling) or, for models whose manifest says
+    `output_resampling: binary_any`, a 0/1 mask (any value above the rounding floor counts after resampling).
+    """
+
+    image: sitk.Image
+    threshold: float = 0.5
+
+    def on(self, reference: sitk.Image) -> np.ndarray:
+        """Boolean (z, y, x) foreground on the grid of `reference` (linear resampling, then the threshold)."""
+        return to_roi_grid(self.image, reference) > self.threshold
+
+
+def stage_output(prob: sitk.Image, manifest) -> StageOutput:
+    """A model's probability image as that model's manifest says it reaches the input grid."""
+    if manifest.output_resampling == "binary_any":
+        prob = sitk.Cast(prob > 0.5, sitk.sitkFloat32)
+    return StageOutput(prob, manifest.resampled_threshold)
+
+
 def run_model(ct: sitk.Image, model: Model, cfg: SegmentationConfig, progress: Progress, rep: Reporter,
-              liver_prob: sitk.Image | None = None) -> tuple[sitk.Image, sitk.Image]:
+              liver: StageOutput | None = None) -> tuple[sitk.Image, sitk.Image]:
     """(CT on the model grid, class probabilities of `model` as a vector image on that grid).
 
-    `liver_prob` (stage-1 liver probability, any grid) is used by models whose manifest asks for the CT
-    to be masked outside the liver.
+    `liver` (the stage-1 liver, any grid) is used by models whose manifest asks for the CT to be masked
+    outside the liver.
     """
     m = model.manifest
     grid = to_model_grid(ct, m)
     x = model_input(grid, m)
     if m.liver_mask is not None:
-        if liver_prob is None:
+        if liver is None:
             raise ModelError(f"model '{m.name}' needs the stage-1 liver to mask its input")
-        liver = sitk.GetArrayFromImage(resample_like(liver_prob, grid, interpolator=sitk.sitkLinear, default=0.0)) > 0.5
-        x = liver_mask_input(x, liver, m)
+        x = liver_mask_input(x, liver.on(grid), m)
     overlap = cfg.window.overlap if m.tile_overlap is None else m.tile_overlap
+    region = body_region(sitk.GetArrayViewFromImage(grid)) if m.window_on_body else None
     probs = predict_probabilities(
         x, model.run, m.patch_for(x.shape, overlap), output_crop=m.output_crop, activation=m.output_activation,
         overlap=overlap, sigma_fraction=cfg.window.gaussian_sigma, pad_value=pad_value(m),
         cancel=rep.cancel, progress=progress,
+        mirror_axes=cfg.window.mirror_tumor if m.stage == "tumor" else cfg.window.mirror_liver, region=region,
     )
     out = sitk.GetImageFromArray(np.moveaxis(probs, 0, -1), isVector=True)
     out.CopyInformation(grid)
     return grid, out
+
+
+def body_region(hu: np.ndarray, body_hu: float = -300.0, margin: int = 2) -> tuple[slice, slice, slice] | None:
+    """(z, y, x) slices of the bounding box of the body (largest component above `body_hu`) plus `margin` voxels, or
+    None (the whole image) when nothing is above it."""
+    body = largest_component(hu > body_hu)
+    box = mask_box(body)
+    if box is None:
+        return None
+    return tuple(slice(max(0, s.start - margin), min(n, s.stop + margin)) for s, n in zip(box.slices_zyx(), hu.shape))
 
 
 def channel(probs: sitk.Image, index: int) -> sitk.Image:
@@ -104,9 +138,10 @@ def liver_candidate(p_liver: np.ndarray, opening_voxels: int) -> np.ndarray:
 
 
 def liver_stage(ct: sitk.Image, liver: Model, cfg: SegmentationConfig, rep: Reporter,
-                margin_mm: float) -> tuple[sitk.Image, Box | None, str | None]:
-    """Stage 1: liver probability on the coarse grid (zero outside the kept candidate), the ROI box (+ `margin_mm`)
-    on the input grid, and why there is none."""
+                margin_mm: float) -> tuple[StageOutput, Box | None, str | None]:
+    """Stage 1: the liver on the coarse grid (probability zero outside the kept candidate, or the candidate's
+    mask, per the manifest's `output_resampling`), the ROI box (+ `margin_mm`) on the input grid, and why there
+    is none."""
     log.info("stage 1 (liver): %s at %s mm", liver.manifest.name, liver.manifest.spacing)
     grid_ct, probs = run_model(ct, liver, cfg, rep.sub(0.05, 0.35, "liver"), rep)
     p_liver = channel(probs, liver.manifest.class_index("liver"))
@@ -118,26 +153,33 @@ def liver_stage(ct: sitk.Image, liver: Model, cfg: SegmentationConfig, rep: Repo
     rep.lap("stage1_liver")
     if why:
         log.info("no liver: %s", why)
-        return p_liver, None, why
+        return StageOutput(p_liver), None, why
     kept = sitk.GetImageFromArray(np.where(mask, p, 0.0).astype(np.float32))
     kept.CopyInformation(p_liver)
+    out = stage_output(kept, liver.manifest)
     mask_img = sitk.GetImageFromArray(mask.astype(np.uint8))
     mask_img.CopyInformation(p_liver)
-    box = liver_roi(mask_img, ct, margin_mm)
+    box = liver_roi(mask_img, ct, margin_mm + liver_growth_mm(liver.manifest))
     rep.lap("roi")
-    return kept, box, None
+    return out, box, None
+
+
+def liver_growth_mm(manifest) -> float:
+    """How far (mm) the liver can reach beyond its model-grid mask on the input grid: one model voxel for
+    `binary_any`, nothing for probabilities."""
+    return max(manifest.spacing) if manifest.output_resampling == "binary_any" else 0.0
 
 
 def tumor_stage(ct_roi: sitk.Image, tumor: Model, cfg: SegmentationConfig, rep: Reporter,
-                p_liver: sitk.Image) -> tuple[sitk.Image, sitk.Image | None]:
-    """Stage 2 inside the ROI: (tumor probability, liver ∪ tumor probability or None) on its grid."""
+                liver: StageOutput) -> tuple[StageOutput, sitk.Image | None]:
+    """Stage 2 inside the ROI: (tumor output, liver ∪ tumor probability or None) on its grid."""
     m = tumor.manifest
     log.info("stage 2 (tumor): %s at %s mm on a %s-voxel ROI", m.name, m.spacing, ct_roi.GetSize())
-    _, probs = run_model(ct_roi, tumor, cfg, rep.sub(0.4, 0.85, "tumor"), rep, liver_prob=p_liver)
+    _, probs = run_model(ct_roi, tumor, cfg, rep.sub(0.4, 0.85, "tumor"), rep, liver=liver)
     p_tumor = channel(probs, m.class_index("tumor"))
     p_fg = channel(probs, m.class_index("liver")) + p_tumor if "liver" in m.classes.values() else None
     rep.lap("stage2_tumor")
-    return p_tumor, p_fg
+    return stage_output(p_tumor, m), p_fg
 
 
 def to_roi_grid(prob: sitk.Image, reference: sitk.Image) -> np.ndarray:
@@ -145,13 +187,13 @@ def to_roi_grid(prob: sitk.Image, reference: sitk.Image) -> np.ndarray:
     return sitk.GetArrayFromImage(resample_like(prob, reference, interpolator=sitk.sitkLinear, default=0.0))
 
 
-def given_liver_stage(ct: sitk.Image, liver_mask: sitk.Image, margin_mm: float) -> tuple[sitk.Image, Box | None, str | None]:
+def given_liver_stage(ct: sitk.Image, liver_mask: sitk.Image, margin_mm: float) -> tuple[StageOutput, Box | None, str | None]:
     """Stage 1 replaced by a liver mask on the input grid (e.g. a corrected segmentation): as `liver_stage`."""
     mask = sitk.Cast(liver_mask > 0, sitk.sitkUInt8)
     mask.CopyInformation(ct)
     if not sitk.GetArrayViewFromImage(mask).any():
-        return mask, None, "the given liver mask is empty"
-    return sitk.Cast(mask, sitk.sitkFloat32), liver_roi(mask, ct, margin_mm), None
+        return StageOutput(sitk.Cast(mask, sitk.sitkFloat32)), None, "the given liver mask is empty"
+    return StageOutput(sitk.Cast(mask, sitk.sitkFloat32)), liver_roi(mask, ct, margin_mm), None
 
 
 def cascade(ct: sitk.Image, liver: Model | None, tumor: Model | None, cfg: SegmentationConfig, rep: Reporter,
@@ -164,25 +206,25 @@ def cascade(ct: sitk.Image, liver: Model | None, tumor: Model | None, cfg: Segme
     # The ROI margin is the one the tumor model was trained with (stage-2 crops must match training).
     margin = (tumor or liver).manifest.roi_margin_mm
     if liver_mask is not None:
-        p_liver, box, why = given_liver_stage(ct, liver_mask, margin)
+        liver_out, box, why = given_liver_stage(ct, liver_mask, margin)
         rep.lap("stage1_liver")
     else:
-        p_liver, box, why = liver_stage(ct, liver, cfg, rep, margin)
+        liver_out, box, why = liver_stage(ct, liver, cfg, rep, margin)
     if box is None:
         rep.lap("resample_back")
         return labels, [f"no liver found in this image ({why}): the label map is empty"]
     ct_roi = box.crop(ct)
-    p_fg = to_roi_grid(p_liver, ct_roi)
-    p_tumor = np.zeros_like(p_fg)
+    fg = liver_out.on(ct_roi)
+    tumor_mask = np.zeros_like(fg)
     if tumor is not None and not cfg.liver_only:
-        t_prob, t_fg = tumor_stage(ct_roi, tumor, cfg, rep, p_liver)
+        t_out, t_fg = tumor_stage(ct_roi, tumor, cfg, rep, liver_out)
         rep.report(0.85, "resampling to the input grid")
-        p_tumor = to_roi_grid(t_prob, ct_roi)
-        if t_fg is not None:
-            p_fg = 0.5 * (p_fg + to_roi_grid(t_fg, ct_roi))
+        tumor_mask = t_out.on(ct_roi)
+        if t_fg is not None:  # a tumor model that also outputs liver: average the two livers' probabilities
+            fg = 0.5 * (to_roi_grid(liver_out.image, ct_roi) + to_roi_grid(t_fg, ct_roi)) > 0.5
     pp = cfg.postprocess
     labels[box.slices_zyx()] = compose_labels(
-        p_fg > 0.5, p_tumor > 0.5, voxel_mm3=float(np.prod(ct.GetSpacing())), min_lesion_mm3=pp.min_lesion_mm3,
+        fg, tumor_mask, voxel_mm3=float(np.prod(ct.GetSpacing())), min_lesion_mm3=pp.min_lesion_mm3,
         keep_largest_liver=pp.keep_largest_liver, fill_liver_holes=pp.fill_liver_holes,
     )
     rep.lap("resample_back")

@@ -36,6 +36,8 @@ class CaseOptions:
     min_lesion_mm3: float | None = None
     force: bool = False
     models_dir: Path | None = None
+    cpu_engine: str = "auto"
+    tta: bool = False
 
 
 def is_manifest(path: Path) -> bool:

@@ -20,7 +20,7 @@ from .manifest import load_manifest
 from .model_sets import list_model_sets
 from .outputs import SKIPPED, case_names_in, existing, is_complete
 from .result import SegmentationResult
-from .runtime import resolve_device, verified_manifest
+from .runtime import CPU_ENGINES, resolve_cpu_engine, resolve_device, verified_manifest
 
 log = logging.getLogger("livertumorseg")
 SUFFIX = {"nifti": "_seg.nii.gz", "seg.nrrd": ".seg.nrrd", "dicom-seg": SEG_SUFFIX}
@@ -77,6 +77,8 @@ def _add_predict(sub) -> None:
                        help="model set to run (see `livertumorseg info`; default: the models folder's default set)")
     model.add_argument("--fast", action="store_true", help='use the fast model set ("fast"); same as --model-set fast')
     model.add_argument("--liver-only", action="store_true", help="skip the tumor stage")
+    model.add_argument("--tta", action="store_true",
+                       help="test-time mirroring of the tumor stage (averages mirrored runs; slower, see the model card)")
     model.add_argument("--models-dir", type=Path, default=None,
                        help="models folder: sets.json with model sets, or liver/tumor .onnx + .json (one set)")
     model.add_argument("--min-lesion-mm3", type=non_negative_float, default=None, help="drop tumors smaller than this (default 50)")
@@ -85,6 +87,8 @@ def _add_predict(sub) -> None:
     run.add_argument("--device", choices=DEVICES, default="auto",
                      help="where the networks run: auto (CUDA when ONNX Runtime has it, else CPU), cpu or cuda")
     run.add_argument("--threads", type=positive_int, default=None, help="CPU threads for inference (default: all cores)")
+    run.add_argument("--cpu-engine", choices=CPU_ENGINES, default="auto",
+                     help="CPU inference engine: auto (OpenVINO when installed, else ONNX Runtime), openvino, onnxruntime")
     cli_cohort.add_arguments(pr)
 
 
@@ -137,6 +141,7 @@ def check_predict_args(args: argparse.Namespace) -> None:
         args.usage_error(f"-o/--output {args.output} is a file; give a folder for the outputs")
     try:
         resolve_device(args.device)
+        resolve_cpu_engine(args.cpu_engine)
         mset = selected_model_set(make_config(models_dir=args.models_dir, model_set=args.model_set, fast=args.fast))
         stages = {"liver": mset.liver} if args.liver_only or mset.tumor is None else {"liver": mset.liver, "tumor": mset.tumor}
         for stage, path in stages.items():
@@ -208,7 +213,8 @@ def run_case(path: Path, args: argparse.Namespace, case: str) -> tuple[str, Segm
     try:
         result = segment(read_image(path), device=args.device, fast=args.fast, model_set=args.model_set, liver_only=args.liver_only,
                          min_lesion_mm3=args.min_lesion_mm3, threads=args.threads, force=args.force,
-                         models_dir=args.models_dir, progress=progress, cancel=cancel)
+                         models_dir=args.models_dir, progress=progress, cancel=cancel,
+                         cpu_engine=args.cpu_engine, tta=args.tta)
     except KeyboardInterrupt:
         cancel.set()
         raise
@@ -275,9 +281,11 @@ def what_ran(result: SegmentationResult, args: argparse.Namespace) -> str:
     """One line: which models (and model set) ran, on which device, in which mode."""
     models = ", ".join(f"{stage} {m['name']} {m['version']}" for stage, m in result.models.items())
     sets = sorted({m["model_set"] for m in result.models.values() if m.get("model_set")})
-    modes = [m for m, on in (("liver only", args.liver_only),) if on]
+    engines = sorted({m["engine"] for m in result.models.values() if m.get("engine")})
+    modes = [m for m, on in (("liver only", args.liver_only), ("test-time mirroring", getattr(args, "tta", False))) if on]
     return (f"models: {models}" + (f" (model set {', '.join(sets)})" if sets else "")
-            + f"; device: {result.device}" + (f"; {', '.join(modes)}" if modes else ""))
+            + f"; device: {result.device}" + (f" ({', '.join(engines)})" if engines else "")
+            + (f"; {', '.join(modes)}" if modes else ""))
 
 
 def summary_row(case: str, result: SegmentationResult, paths: dict[str, Path], liver_only: bool) -> dict:

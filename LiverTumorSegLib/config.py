@@ -19,6 +19,8 @@ def models_dir(override: str | Path | None = None) -> Path:
 
 
 FAST_MODEL_SET = "fast"
+#: Axes (z=0, y=1, x=2) the tumor stage is mirrored along with `tta` (test-time augmentation).
+TTA_MIRROR_AXES: tuple[int, ...] = (1, 2)
 
 
 @dataclass(frozen=True)
@@ -26,7 +28,8 @@ class RuntimeConfig:
     """Where and how the networks run."""
 
     device: str = "auto"  # "auto" | "cpu" | "cuda"
-    threads: int | None = None  # intra-op threads; None = ONNX Runtime's default (all cores)
+    threads: int | None = None  # intra-op threads; None = the engine's default (all cores)
+    cpu_engine: str = "auto"  # "auto" (OpenVINO when usable, else ONNX Runtime) | "openvino" | "onnxruntime"
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,10 @@ class SlidingWindowConfig:
 
     overlap: float = 0.5  # fraction of the patch shared by neighbouring windows
     gaussian_sigma: float = 0.125  # blending weight sigma, as a fraction of the patch size
+    # Test-time mirroring per stage: axes (z=0, y=1, x=2) along which each window is also run mirrored and the
+    # probabilities averaged (2^n runs per window). Empty = off (the default: see the model card for what it buys).
+    mirror_liver: tuple[int, ...] = ()
+    mirror_tumor: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,9 @@ from .sliding_window import window_starts
 from .windowing import Normalization
 
 MANIFEST_SCHEMA = 1
+#: Threshold a model's output is compared with after resampling to the input grid, per `output_resampling`:
+#: 0.5 on resampled probabilities, or "any" (above a rounding floor) on a resampled binary mask.
+OUTPUT_RESAMPLING = {"probability": 0.5, "binary_any": 1e-6}
 
 
 @dataclass
@@ -38,7 +41,13 @@ class ModelManifest:
     per axis, so the engine sizes each run's patch to the volume instead of tiling with `patch_size`: of
     the valid patches of at most `max_voxels`, the one whose tiling feeds the network the fewest voxels;
     `min_right_fraction` (liver models): a stage-1 candidate with less of its volume on the patient's right of the body midline is rejected as "no liver"
-    (a network that takes the urinary bladder of a pelvis-only CT for a liver says so here).
+    (a network that takes the urinary bladder of a pelvis-only CT for a liver says so here);
+    `output_resampling` how the model's output reaches the input grid: "probability" (resample probabilities
+    linearly, threshold at 0.5 there) or "binary_any" (threshold at 0.5 on the model grid, then keep every input
+    voxel that the linear interpolation of that binary mask touches: each object grows by up to one model voxel,
+    as pyliverlesionseg's own post-processing does); `window_on_body`: the sliding windows cover only the body's
+    bounding box (HU > -300, largest component) rather than the whole image, each window still reading the real image
+    around it, so a wide field of view of air costs no extra window.
     """
 
     name: str
@@ -66,11 +75,16 @@ class ModelManifest:
     credit: dict = field(default_factory=dict)  # licence, citation, source of third-party weights
     flexible_patch: dict | None = None  # {"multiple": (z, y, x), "offset": (z, y, x), "max_voxels": n}
     min_right_fraction: float = 0.0
+    output_resampling: str = "probability"  # or "binary_any"
+    window_on_body: bool = False
 
     def __post_init__(self) -> None:
         """Reject settings inference could not honour."""
         if self.output_activation not in ("softmax", "sigmoid"):
             raise ModelError(f"model '{self.name}': unknown output_activation '{self.output_activation}'")
+        if self.output_resampling not in OUTPUT_RESAMPLING:
+            raise ModelError(f"model '{self.name}': unknown output_resampling '{self.output_resampling}' "
+                             f"(use one of {', '.join(OUTPUT_RESAMPLING)})")
         if self.output_activation == "sigmoid" and len(self.classes) != 2:
             raise ModelError(f"model '{self.name}': a sigmoid model has exactly two classes (background and one)")
         if any(c < 0 or 2 * c >= p for c, p in zip(self.output_crop, self.patch_size)):
@@ -98,6 +112,11 @@ class ModelManifest:
         """(input voxels fed to the network, window count) when `patch` tiles the volume with `overlap`."""
         windows = prod(len(window_starts(v, p - 2 * c, overlap)) for v, p, c in zip(volume_zyx, patch, self.output_crop))
         return prod(patch) * windows, windows
+
+    @property
+    def resampled_threshold(self) -> float:
+        """What a resampled output of this model must exceed to count as foreground (see `output_resampling`)."""
+        return OUTPUT_RESAMPLING[self.output_resampling]
 
     @property
     def output_size(self) -> tuple[int, int, int]:

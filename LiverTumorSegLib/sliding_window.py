@@ -32,6 +32,16 @@ def window_starts(size: int, patch: int, overlap: float) -> list[int]:
     return [int(round(i * (size - patch) / (n - 1))) for i in range(n)]
 
 
+def region_starts(size: int, out: int, overlap: float, region: slice) -> list[int]:
+    """Start offsets of output windows of `out` voxels along an axis of `size` that cover `region` (all of the
+    axis when the region is the whole axis); a region narrower than a window gets one window centred on it."""
+    lo, hi = region.indices(size)[:2]
+    if hi - lo >= out or (lo == 0 and hi == size):
+        return [lo + s for s in window_starts(hi - lo, out, overlap)] if hi - lo > out else [lo] if size >= out else [0]
+    centred = int(round((lo + hi - out) / 2))
+    return [min(max(centred, 0), max(size - out, 0))]
+
+
 def _pad_to(volume: np.ndarray, shape: tuple[int, ...], value: float) -> np.ndarray:
     """`volume` padded at the end of each axis up to `shape` with `value`."""
     pads = [(0, max(0, s - v)) for s, v in zip(shape, volume.shape)]
@@ -53,6 +63,25 @@ def sigmoid_two_class(logits: np.ndarray) -> np.ndarray:
 ACTIVATIONS = {"softmax": softmax, "sigmoid": sigmoid_two_class}
 
 
+def mirror_sets(axes: tuple[int, ...]) -> list[tuple[int, ...]]:
+    """Every subset of `axes` (z=0, y=1, x=2), the empty one (no mirroring) first."""
+    return [tuple(a for i, a in enumerate(axes) if mask >> i & 1) for mask in range(1 << len(axes))]
+
+
+def mirrored_probabilities(run: Callable[[np.ndarray], np.ndarray], patch: np.ndarray, to_probs,
+                           mirror_axes: tuple[int, ...]) -> np.ndarray:
+    """Class probabilities (C, z', y', x') of one (z, y, x) patch, averaged over its mirror images along
+    `mirror_axes` (test-time augmentation, as nnU-Net does; none = one plain run)."""
+    total = None
+    flips = mirror_sets(mirror_axes)
+    for axes in flips:
+        x = np.flip(patch, axes) if axes else patch
+        probs = to_probs(run(np.ascontiguousarray(x)[None, None])[0])
+        probs = np.flip(probs, tuple(a + 1 for a in axes)) if axes else probs
+        total = probs if total is None else total + probs
+    return total / len(flips) if len(flips) > 1 else total
+
+
 def predict_probabilities(
     volume: np.ndarray,
     run: Callable[[np.ndarray], np.ndarray],
@@ -65,6 +94,8 @@ def predict_probabilities(
     pad_value: float = 0.0,
     cancel: threading.Event | None = None,
     progress: Progress | None = None,
+    mirror_axes: tuple[int, ...] = (),
+    region: tuple[slice, slice, slice] | None = None,
 ) -> np.ndarray:
     """Class probabilities (C, z, y, x) float32 for a normalised (z, y, x) volume.
 
@@ -72,7 +103,10 @@ def predict_probabilities(
     on each side (a network with "valid" convolutions predicts the centre of its input). Output windows
     tile the volume with `overlap` and are blended with Gaussian weights; whatever an input window needs
     beyond the volume is `pad_value`. `activation` turns logits into probabilities ("sigmoid": one
-    channel → [background, foreground]).
+    channel → [background, foreground]). `mirror_axes` (z=0, y=1, x=2) averages each window over its mirror
+    images along those axes (2^n network runs per window). `region` (z, y, x slices of the volume) limits the
+    windows to those needed to cover it, each still reading the real image around it; voxels no window
+    covers are background (probability 1 for class 0).
     """
     shape = volume.shape
     out_patch = tuple(p - 2 * c for p, c in zip(patch, output_crop))
@@ -80,7 +114,8 @@ def predict_probabilities(
     pads = [(c, c + o - s) for c, o, s in zip(output_crop, out_shape, shape)]
     padded = np.pad(volume, pads, constant_values=pad_value) if any(a or b for a, b in pads) else volume
     weights = gaussian_weights(out_patch, sigma_fraction)
-    starts = list(product(*[window_starts(s, o, overlap) for s, o in zip(out_shape, out_patch)]))
+    region = region or (slice(None),) * 3
+    starts = list(product(*[region_starts(s, o, overlap, r) for s, o, r in zip(out_shape, out_patch, region)]))
     to_probs = ACTIVATIONS[activation]
     acc: np.ndarray | None = None
     norm = np.zeros(out_shape, dtype=np.float32)
@@ -89,7 +124,7 @@ def predict_probabilities(
             raise CancelledError("segmentation cancelled")
         src = (slice(z, z + patch[0]), slice(y, y + patch[1]), slice(x, x + patch[2]))
         dst = (slice(z, z + out_patch[0]), slice(y, y + out_patch[1]), slice(x, x + out_patch[2]))
-        probs = to_probs(run(padded[src][None, None])[0])
+        probs = mirrored_probabilities(run, padded[src], to_probs, mirror_axes)
         if probs.shape[1:] != out_patch:
             raise ValueError(f"the network returned {probs.shape[1:]} voxels for a {patch} patch, expected {out_patch}")
         if acc is None:
@@ -98,5 +133,7 @@ def predict_probabilities(
         norm[dst] += weights
         if progress:
             progress((i + 1) / len(starts), f"patch {i + 1}/{len(starts)}")
-    acc /= norm[None]
+    covered = norm > 0
+    acc /= np.where(covered, norm, 1.0)[None]
+    acc[0][~covered] = 1.0  # background where no window reached
     return acc[:, : shape[0], : shape[1], : shape[2]]
