@@ -2,28 +2,23 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
-import threading
-import time
 from pathlib import Path
 
 from . import __version__, cli_cohort
-from .api import make_config, segment, selected_model_set
+from .api import make_config, selected_model_set
+from .caserun import SUFFIX, run_case
 from .config import models_dir
-from .dicom_seg import SEG_SUFFIX, write_dicom_seg
-from .dicom_sr import SR_SUFFIX, write_dicom_sr
-from .errors import CancelledError, InvalidInputError, LiverTumorSegError, OutputExistsError
-from .io import expand_inputs, read_image, seg_nrrd_image, write_image, write_table
+from .errors import CancelledError, LiverTumorSegError
+from .io import expand_inputs
 from .manifest import load_manifest
 from .model_sets import list_model_sets
-from .outputs import SKIPPED, case_names_in, existing, is_complete
+from .outputs import SKIPPED, case_names_in
 from .result import SegmentationResult
 from .runtime import resolve_device, verified_manifest
 
 log = logging.getLogger("livertumorseg")
-SUFFIX = {"nifti": "_seg.nii.gz", "seg.nrrd": ".seg.nrrd", "dicom-seg": SEG_SUFFIX}
 DEVICES = ("auto", "cpu", "cuda")
 #: API keywords named in library messages, and the CLI flags that mean the same.
 CLI_WORDS = {"force=True": "--force", "overwrite=True": "--overwrite"}
@@ -143,97 +138,6 @@ def check_predict_args(args: argparse.Namespace) -> None:
             verified_manifest(path, stage)
     except LiverTumorSegError as exc:
         args.usage_error(str(exc))
-
-
-def output_paths(out_dir: Path, case: str, fmts: list[str] | str) -> dict[str, Path]:
-    """Where one case's outputs go, by kind; the lesion JSON comes last (written last, it marks a complete case)."""
-    fmts = [fmts] if isinstance(fmts, str) else fmts
-    paths = {fmt: out_dir / f"{case}{SUFFIX[fmt]}" for fmt in fmts}
-    if "dicom-seg" in paths:  # the lesion measurements go to PACS too, as a report referencing the SEG
-        paths["dicom-sr"] = out_dir / f"{case}{SR_SUFFIX}"
-    return {**paths, "lesions": out_dir / f"{case}_lesions.csv", "json": out_dir / f"{case}_lesions.json"}
-
-
-def _progress_bar(case: str):
-    """A tqdm bar and a progress(fraction, message) callback driving it."""
-    from tqdm import tqdm
-
-    bar = tqdm(total=100, desc=case, unit="%", leave=False, file=sys.stderr, disable=None, mininterval=0.2,
-               bar_format="{desc}: {percentage:3.0f}%|{bar}| {postfix}")
-
-    def progress(fraction: float, message: str) -> None:
-        bar.n = int(fraction * 100)
-        bar.set_postfix_str(message, refresh=False)
-        bar.update(0)  # redraws at most every `mininterval` seconds
-    return bar, progress
-
-
-def _check_earlier_run(json_path: Path, path: Path) -> None:
-    """OutputExistsError when the case's JSON was made from another input that has the same case name."""
-    try:
-        recorded = json.loads(json_path.read_text()).get("input")
-    except (OSError, ValueError, AttributeError):
-        return  # missing or unreadable: the case is incomplete and is redone
-    if recorded and Path(recorded).resolve() != Path(path).resolve():
-        raise OutputExistsError(f"{json_path} holds the results of another input ({recorded}) with the same case name; "
-                                "use another output folder, or overwrite=True to replace them")
-
-
-def plan_case(path: Path, paths: dict[str, Path], overwrite: bool) -> str:
-    """"skipped" when an earlier run finished this case, "redo" when it left part of it, else "new"."""
-    if overwrite:
-        return "redo" if existing(paths.values()) else "new"
-    _check_earlier_run(paths["json"], path)
-    if is_complete(paths.values()):
-        return SKIPPED
-    return "redo" if existing(paths.values()) else "new"
-
-
-def check_format_fits(path: Path, fmts: list[str]) -> None:
-    """Refuse dicom-seg for an input that is not a DICOM series (there are no source instances to reference)."""
-    if "dicom-seg" in fmts and not Path(path).is_dir():
-        raise InvalidInputError(f"--format dicom-seg needs a DICOM series (a folder of DICOM files) as input; {path} is "
-                                "a file, with no DICOM instances for the segmentation to reference (use nifti or seg.nrrd)")
-
-
-def run_case(path: Path, args: argparse.Namespace, case: str) -> tuple[str, SegmentationResult | None, dict[str, Path]]:
-    """Segment one case and write its outputs: ("done" | "skipped", result, paths); raise on any failure."""
-    paths = output_paths(args.output, case, args.formats)
-    plan = plan_case(path, paths, args.overwrite)
-    if plan == SKIPPED:
-        return SKIPPED, None, paths
-    check_format_fits(path, args.formats)
-    bar, progress = _progress_bar(case)
-    cancel = threading.Event()
-    try:
-        result = segment(read_image(path), device=args.device, fast=args.fast, model_set=args.model_set, liver_only=args.liver_only,
-                         min_lesion_mm3=args.min_lesion_mm3, threads=args.threads, force=args.force,
-                         models_dir=args.models_dir, progress=progress, cancel=cancel)
-    except KeyboardInterrupt:
-        cancel.set()
-        raise
-    finally:
-        bar.close()
-    t0 = time.perf_counter()
-    write_outputs(result, path, case, paths, overwrite=plan == "redo")
-    result.timings["write"] = time.perf_counter() - t0
-    return "done", result, paths
-
-
-def write_outputs(result: SegmentationResult, path: Path, case: str, paths: dict[str, Path], overwrite: bool) -> None:
-    """Write the label map(s), then the lesion CSV, then the JSON (last: a case with its JSON is complete)."""
-    image = result.label_image()
-    for fmt in (f for f in SUFFIX if f in paths):
-        if fmt == "dicom-seg":
-            write_dicom_seg(result, path, paths[fmt], overwrite=overwrite)
-            write_dicom_sr(result, path, paths[fmt], paths["dicom-sr"], overwrite=overwrite)
-        else:
-            write_image(seg_nrrd_image(image) if fmt == "seg.nrrd" else image, paths[fmt], overwrite=overwrite)
-    rows = [lesion.row() for lesion in result.lesions]
-    write_table(rows, paths["lesions"], overwrite=overwrite, extra={
-        "case": case, "input": str(Path(path).absolute()), **result.summary(), "models": result.models,
-        "timings_s": {k: round(v, 3) for k, v in result.timings.items()}, "warnings": result.warnings,
-        "slice_classes": result.slice_classes()})
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
