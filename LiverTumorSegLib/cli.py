@@ -153,7 +153,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     rows, results, counts = [], [], {"done": 0, SKIPPED: 0, "failed": 0}
     for path, case in zip(inputs, case_names_in(args.output, inputs)):
         try:
-            status, result, paths = run_case(path, args, case)
+            status, result, paths, why = run_case(path, args, case)
         except LiverTumorSegError as exc:
             counts["failed"] += 1
             kind = "cancelled" if isinstance(exc, CancelledError) else "failed"
@@ -163,6 +163,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
         if status == SKIPPED:
             print(f"{case}: {SKIPPED}: its outputs are complete from an earlier run (--overwrite redoes it)", file=sys.stderr)
             continue
+        if why:
+            print(f"{case}: redone: {why}", file=sys.stderr)
         for w in result.warnings:
             print(f"{case}: warning: {cli_words(w)}", file=sys.stderr)
         rows.append(summary_row(case, result, paths, args.liver_only))

@@ -12,7 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Iterable
 
-from .caserun import case_complete, case_outputs, process_case, usable_cores
+from .caserun import SKIPPED, case_outputs, plan_job, process_case, usable_cores
 from .cases import CaseJob, CaseOptions, collect_jobs
 from .errors import LiverTumorSegError
 from .runtable import RunTable, failed_row, skipped_row
@@ -113,12 +113,15 @@ def _client(cluster):
 
 
 def _skip_finished(jobs: list[CaseJob], options: CaseOptions, table: RunTable, tick: Callable) -> list[CaseJob]:
-    """Record complete cases as skipped (no task is sent for them); the cases left to run."""
+    """Record complete cases made with these settings as skipped (no task is sent for them); the cases left to run."""
     todo = []
     for job in jobs:
-        paths = case_outputs(options.output, job.case, options.formats)
-        if not options.overwrite and case_complete(paths):
-            table.record(skipped_row(job, paths), write=False)
+        try:
+            plan = plan_job(job, options)[0]
+        except LiverTumorSegError:
+            plan = "failed"  # its task says why
+        if plan == SKIPPED:
+            table.record(skipped_row(job, case_outputs(options.output, job.case, options.formats)), write=False)
             tick("skipped")
         else:
             todo.append(job)
