@@ -11,7 +11,7 @@ from .api import make_config, selected_model_set
 from .caserun import SUFFIX, run_case
 from .config import models_dir
 from .errors import CancelledError, LiverTumorSegError
-from .io import expand_inputs
+from .io import check_output_folder, expand_inputs
 from .manifest import load_manifest
 from .model_sets import list_model_sets
 from .outputs import SKIPPED, case_names_in
@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def check_predict_args(args: argparse.Namespace) -> None:
-    """Usage errors found before any case runs (exit 2): output folder, device, models."""
+    """Usage errors found before any case runs (exit 2): output folder (a folder, writable), device, models."""
     if args.output.exists() and not args.output.is_dir():
         args.usage_error(f"-o/--output {args.output} is a file; give a folder for the outputs")
     try:
@@ -136,6 +136,7 @@ def check_predict_args(args: argparse.Namespace) -> None:
         stages = {"liver": mset.liver} if args.liver_only or mset.tumor is None else {"liver": mset.liver, "tumor": mset.tumor}
         for stage, path in stages.items():
             verified_manifest(path, stage)
+        check_output_folder(args.output)  # last: the folder is made only for a run that can start
     except LiverTumorSegError as exc:
         args.usage_error(str(exc))
 

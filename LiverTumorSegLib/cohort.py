@@ -15,6 +15,7 @@ from typing import Callable, Iterable
 from .caserun import SKIPPED, case_outputs, plan_job, process_case, usable_cores
 from .cases import CaseJob, CaseOptions, collect_jobs
 from .errors import LiverTumorSegError
+from .io import check_output_folder
 from .runtable import RunTable, failed_row, skipped_row
 
 #: A case whose worker dies this many times is recorded as failed (the first death re-runs it elsewhere).
@@ -79,7 +80,7 @@ def run_cohort(inputs: Iterable[str | Path], output: str | Path, *, client=None,
     jobs = collect_jobs(inputs)
     if not jobs:
         raise LiverTumorSegError("no inputs: give CT files, folders or a CSV manifest")
-    _make_output_dir(options.output)
+    check_output_folder(options.output)
     table = RunTable(options.output, [j.case for j in jobs])
     with _progress(len(jobs), progress) as tick:
         todo = _skip_finished(jobs, options, table, tick)
@@ -93,16 +94,6 @@ def run_cohort(inputs: Iterable[str | Path], output: str | Path, *, client=None,
             _run_on(client, todo, replace(options, threads=options.threads or cluster_threads(client)), table, tick)
     table.write()
     return table.sorted_rows()
-
-
-def _make_output_dir(out: Path) -> None:
-    """Create the output folder, with a clear error when it cannot be."""
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise LiverTumorSegError(f"cannot create output folder {out}: {exc.strerror}") from exc
-    if not out.is_dir():
-        raise LiverTumorSegError(f"output {out} is not a folder")
 
 
 def _client(cluster):

@@ -158,6 +158,16 @@ def _atomic_target(path: Path, overwrite: bool) -> Path:
     return Path(tmp)
 
 
+def check_output_folder(folder: Path) -> None:
+    """Create `folder` if needed and check that files can be written there (before any case runs)."""
+    try:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(prefix=".livertumorseg-probe.", dir=folder):
+            pass
+    except OSError as exc:
+        raise LiverTumorSegError(f"cannot write to output folder {folder}: {exc.strerror}") from exc
+
+
 @contextmanager
 def atomic_write(path: Path, overwrite: bool) -> Iterator[Path]:
     """Yield a temp path beside `path`; on success move it into place, on failure delete it."""

@@ -128,6 +128,22 @@ def test_output_pointing_at_a_file_is_a_usage_error(ct, tmp_path, capsys):
     assert exit_.value.code == 2 and "is a file" in capsys.readouterr().err and target.read_text() == "keep me"
 
 
+@pytest.mark.parametrize("extra", [[], ["--workers", "2"]])
+def test_an_unwritable_output_folder_is_a_usage_error_before_any_case(ct, tmp_path, extra, capsys, monkeypatch):
+    """A file where a parent folder should be (chmod does not stop root, who runs CI): no case is segmented."""
+    import LiverTumorSegLib.caserun
+
+    def no_segmentation(*args, **kwargs):
+        raise AssertionError("a case was segmented although its outputs cannot be written")
+
+    monkeypatch.setattr(LiverTumorSegLib.caserun, "segment", no_segmentation)
+    (tmp_path / "blocker").write_text("a file")
+    with pytest.raises(SystemExit) as exit_:
+        main(["predict", str(ct), "-o", str(tmp_path / "blocker" / "out"), *extra])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "cannot write to output folder" in err and "usage:" in err
+
+
 def test_mr_refusal_names_the_cli_flag(shared_data, tmp_path, capsys):
     assert main(["predict", str(shared_data / "totalseg_example/mr.nii.gz"), "-o", str(tmp_path), *LIVER_ONLY]) == 1
     err = capsys.readouterr().err
