@@ -77,7 +77,7 @@ def run_cohort(inputs: Iterable[str | Path], output: str | Path, *, client=None,
     are rewritten as each case finishes. With a cluster, `output` must be on a file system the workers share.
     """
     options = replace(options or CaseOptions(output=Path(output)), output=Path(output))
-    jobs = collect_jobs(inputs)
+    jobs = collect_jobs(inputs, Path(output))
     if not jobs:
         raise LiverTumorSegError("no inputs: give CT files, folders or a CSV manifest")
     check_output_folder(options.output)

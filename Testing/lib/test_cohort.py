@@ -22,6 +22,9 @@ from LiverTumorSegLib.cli import main
 from LiverTumorSegLib.cohort import cluster_threads, local_cluster, local_threads, run_cohort
 from LiverTumorSegLib.data import DEMO_CT
 from LiverTumorSegLib.errors import InvalidInputError
+from LiverTumorSegLib.outputs import case_names_in
+
+from ..model_fixtures import models_folder
 
 RUN_FILES = {"run.csv", "run.json"}
 
@@ -261,11 +264,23 @@ def test_bad_manifests_are_refused_with_a_clear_message(tmp_path, text, message)
         collect_jobs([manifest])
 
 
-def test_two_inputs_with_one_case_name_are_refused_before_anything_runs(shared_data, tmp_path, capsys):
-    a = shared_data / "totalseg_example/ct.nii.gz"
-    b = shared_data / "lits117_roi/ct.nii.gz"
-    assert main(["predict", str(a), str(b), "-o", str(tmp_path / "out"), "--workers", "1"]) == 2
-    assert "two inputs give the case name 'ct'" in capsys.readouterr().err and not (tmp_path / "out").exists()
+def test_cohort_names_inputs_with_one_file_name_as_the_serial_run_does(shared_data, tmp_path):
+    ct = shared_data / "totalseg_example/ct.nii.gz"
+    inputs = []
+    for folder in ("A", "B", "C"):
+        (tmp_path / folder).mkdir()
+        inputs.append(tmp_path / folder / "ct.nii.gz")
+        shutil.copyfile(ct, inputs[-1])
+    out = tmp_path / "out"
+    assert [j.case for j in collect_jobs(inputs, out)] == case_names_in(out, inputs) == ["A_ct", "B_ct", "C_ct"]
+    assert [j.case for j in collect_jobs([*inputs, inputs[0]])] == ["A_ct", "B_ct", "C_ct"]  # one input named twice: one case
+    models = models_folder(tmp_path / "models")
+    rows = run_cohort(inputs[:2], out, options=CaseOptions(models_dir=models, threads=1, liver_only=True), progress=False)
+    assert [(r["case"], r["status"]) for r in rows] == [("A_ct", "done"), ("B_ct", "done")]
+    assert json.loads((out / "B_ct_lesions.json").read_text())["input"] == str(inputs[1].absolute())
+    manifest = tmp_path / "m.csv"  # a manifest's rows without case ids are named by the same rule
+    manifest.write_text(f"path\n{inputs[0]}\n{inputs[2]}\n")
+    assert [j.case for j in collect_jobs([manifest], out)] == ["A_ct", "C_ct"]
 
 
 def test_workers_and_scheduler_are_exclusive_and_workers_must_be_positive(tmp_path):
