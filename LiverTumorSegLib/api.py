@@ -98,13 +98,13 @@ def segment(image: ImageLike, *, device: str = "auto", fast: bool = False, liver
     rep.report(0.95, "measuring lesions")
     result = _result(labels, hu, geometry, warnings + more, liver.device)
     result.model_set = mset.name
-    result.models = {m.manifest.stage: {**model_identity(m.manifest), "model_set": mset.name}
-                     for m in (liver, tumor) if m is not None}
+    ran = (liver, tumor if "stage2_tumor" in rep.timings else None)  # no liver: the tumor stage never ran
+    result.models = {m.manifest.stage: {**model_identity(m.manifest), "model_set": mset.name} for m in ran if m is not None}
     rep.lap("lesions")
     result.timings = dict(rep.timings)
     rep.report(1.0, "done")
-    for w in result.warnings:
-        log.warning(w)
+    for w in result.warnings:  # returned in result.warnings, which callers show (the CLI once per case)
+        log.info("warning: %s", w)
     log.info("segmented %s voxels in %.2f s: %s", "x".join(map(str, ct.GetSize())), sum(result.timings.values()), result.summary())
     return result
 

@@ -190,12 +190,19 @@ def what_ran(result: SegmentationResult, args: argparse.Namespace) -> str:
 def summary_row(case: str, result: SegmentationResult, paths: dict[str, Path], liver_only: bool) -> dict:
     """One case's line of the summary table: numbers, and every file written."""
     summary = result.summary()
-    tumor = "not run" if liver_only else "none found" if not result.lesions else str(summary["tumor_volume_ml"])
+    tumor = tumor_cell(result, liver_only)
     labels = [str(p) for k, p in paths.items() if k in SUFFIX or k == "dicom-sr"]
     return {"case": case, "liver ml": str(summary["liver_volume_ml"]), "tumor ml": tumor,
-            "burden %": "-" if liver_only else str(summary["tumor_burden_percent"]), "lesions": str(summary["lesions"]),
+            "burden %": "-" if tumor.startswith("not run") else str(summary["tumor_burden_percent"]), "lesions": str(summary["lesions"]),
             "time s": str(summary["seconds"]), "labels": " ".join(labels),
             "lesion table": f"{paths['lesions']} {paths['json']}"}
+
+
+def tumor_cell(result: SegmentationResult, liver_only: bool) -> str:
+    """The summary's tumor column: volume (ml), "none found", or "not run (why)" when the tumor stage did not run."""
+    if "tumor" in result.models:
+        return "none found" if not result.lesions else str(result.summary()["tumor_volume_ml"])
+    return f"not run ({'liver only' if liver_only else 'no liver' if result.liver_volume_ml == 0 else 'no tumor model'})"
 
 
 def print_summary(rows: list[dict]) -> None:

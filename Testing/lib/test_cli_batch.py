@@ -175,3 +175,29 @@ def test_evaluate_says_where_it_writes_and_refuses_to_overwrite(shared_data, tmp
     assert main(["evaluate", ref, ref, "-o", str(out)]) == 2
     assert "--overwrite" in capsys.readouterr().err and (out / "metrics.csv").read_text() == before
     assert main(["evaluate", ref, ref, "-o", str(out), "--overwrite"]) == 0
+
+
+def test_no_liver_says_the_tumor_stage_did_not_run_lists_no_tumor_model_and_warns_once(tmp_path, capsys, caplog):
+    import logging
+
+    import numpy as np
+    import SimpleITK as sitk
+
+    from ..model_fixtures import models_folder
+
+    a = np.full((40, 80, 80), -1000, np.int16)
+    yy, xx = np.mgrid[:80, :80]
+    a[:, (yy - 40) ** 2 + (xx - 40) ** 2 < 30 ** 2] = -80  # a cylinder of fat: the rule liver model's candidate is no liver
+    img = sitk.GetImageFromArray(a); img.SetSpacing((3.0, 3.0, 3.0))
+    sitk.WriteImage(img, str(tmp_path / "fat.nii.gz"))
+    models = models_folder(tmp_path / "models")
+    with caplog.at_level(logging.WARNING):  # what the terminal shows besides the CLI's own lines
+        assert main(["predict", str(tmp_path / "fat.nii.gz"), "-o", str(tmp_path / "out"), "--models-dir", str(models),
+                     "--force", "--threads", "1"]) == 0
+    captured = capsys.readouterr()
+    assert not [r for r in caplog.records if "no liver" in r.getMessage()]  # the CLI prints the warning, once
+    row = next(line for line in captured.out.splitlines() if line.startswith("fat "))
+    assert "not run (no liver)" in row and "none found" not in row
+    assert (captured.out + captured.err).count("no liver found in this image") == 1
+    record = json.loads((tmp_path / "out" / "fat_lesions.json").read_text())
+    assert list(record["models"]) == ["liver"] and "tumor" not in captured.out.split("models:")[1].split(";")[0]
