@@ -120,11 +120,16 @@ def model_identity(manifest) -> dict[str, str]:
 def _result(labels: np.ndarray, hu: np.ndarray, geometry: Geometry, warnings: list[str], device: str) -> SegmentationResult:
     """Assemble a SegmentationResult with lesion analysis."""
     liver_ml, tumor_ml = organ_volumes_ml(labels, geometry)
-    return SegmentationResult(
+    result = SegmentationResult(
         labels=labels, geometry=geometry, lesions=measure_lesions(labels, hu, geometry),
         liver_volume_ml=liver_ml, tumor_volume_ml=tumor_ml, slice_has_tumor=slices_with_tumor(labels),
         warnings=warnings, device=device,
     )
+    cut = result.liver_cut_off()
+    if cut:
+        result.warnings.append(f"the liver touches the {' and the '.join(cut)} of the image: it may run off the scan, "
+                               f"so its volume ({liver_ml:.1f} ml) is a lower bound")
+    return result
 
 
 def _given_liver(liver_mask: ImageLike | None, ct: sitk.Image) -> sitk.Image | None:

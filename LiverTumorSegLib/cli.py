@@ -192,7 +192,8 @@ def summary_row(case: str, result: SegmentationResult, paths: dict[str, Path], l
     summary = result.summary()
     tumor = tumor_cell(result, liver_only)
     labels = [str(p) for k, p in paths.items() if k in SUFFIX or k == "dicom-sr"]
-    return {"case": case, "liver ml": str(summary["liver_volume_ml"]), "tumor ml": tumor,
+    liver = (">=" if summary["liver_cut_off_at"] else "") + str(summary["liver_volume_ml"])  # cut off: a lower bound
+    return {"case": case, "liver ml": liver, "tumor ml": tumor,
             "burden %": "-" if tumor.startswith("not run") else str(summary["tumor_burden_percent"]), "lesions": str(summary["lesions"]),
             "time s": str(summary["seconds"]), "labels": " ".join(labels),
             "lesion table": f"{paths['lesions']} {paths['json']}"}

@@ -81,3 +81,19 @@ def test_a_label_map_the_recorded_run_did_not_write_is_not_skipped(ct_with_lesio
     capsys.readouterr()
     assert main(run) == 0
     assert "ct: redone: ct_seg.nii.gz did not come from the run that wrote its lesion table" in capsys.readouterr().err
+
+
+def test_a_liver_cut_off_by_the_scan_is_reported_as_a_lower_bound(shared_data, models, tmp_path, capsys):
+    """The middle slices of a real CT: the liver runs off the first and the last slice."""
+    ct = sitk.ReadImage(str(shared_data / "totalseg_example/ct.nii.gz"))
+    z = np.flatnonzero(rule_liver(ct).any(axis=(1, 2)))
+    mid = (z[0] + z[-1]) // 2
+    sitk.WriteImage(ct[:, :, int(mid) - 5:int(mid) + 5], str(tmp_path / "slab.nii.gz"))
+    assert main(["predict", str(tmp_path / "slab.nii.gz"), "-o", str(tmp_path / "out"), "--models-dir", str(models),
+                 "--threads", "1"]) == 0
+    captured = capsys.readouterr()
+    record = json.loads((tmp_path / "out" / "slab_lesions.json").read_text())
+    assert record["liver_cut_off_at"][:2] == ["first slice", "last slice"]
+    assert any("is a lower bound" in w for w in record["warnings"]) and "is a lower bound" in captured.err
+    row = next(line for line in captured.out.splitlines() if line.startswith("slab "))
+    assert f">={record['liver_volume_ml']}" in row

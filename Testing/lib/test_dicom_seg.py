@@ -201,3 +201,24 @@ def test_sr_reports_each_segment_and_lesion_and_references_the_seg(dcmqi, tmp_pa
     if shutil.which("dciodvfy"):
         check = subprocess.run(["dciodvfy", str(sr_path)], capture_output=True, text=True).stderr
         assert "Comprehensive3DSR" in check and "Error" not in check, check
+
+
+def test_sr_says_the_liver_volume_is_a_lower_bound_only_when_the_liver_is_cut_off(dcmqi, tmp_path):
+    import highdicom as hd
+
+    from LiverTumorSegLib.dicom_sr import LIVER_CUT_OFF, write_dicom_sr
+
+    series, label_path, _ = dcmqi
+    cut = _dcmqi_labels_with_a_tumor(label_path)  # 3 slices: the liver runs through the first and the last
+    inside = np.zeros_like(cut)
+    inside[1, 200:300, 200:300] = 1  # the middle slice only, away from the in-plane edges
+    evaluations = []
+    for name, labels in (("cut", cut), ("inside", inside)):
+        result = _measured_result(series, labels)
+        seg_path = write_dicom_seg(result, series, tmp_path / f"{name}_seg.dcm")
+        report = hd.sr.srread(str(write_dicom_sr(result, series, seg_path, tmp_path / f"{name}_sr.dcm"))).content
+        liver = report.get_volumetric_roi_measurement_groups()[0]
+        evaluations.append([item.ConceptCodeSequence[0].CodeMeaning for item in liver[0].ContentSequence
+                            if item.ValueType == "CODE" and item.ConceptNameCodeSequence[0].CodeValue == "121071"])
+    assert _measured_result(series, cut).liver_cut_off()[:2] == ["first slice", "last slice"]
+    assert LIVER_CUT_OFF[2] in evaluations[0] and LIVER_CUT_OFF[2] not in evaluations[1]
