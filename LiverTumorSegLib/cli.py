@@ -11,7 +11,7 @@ from .api import make_config, selected_model_set
 from .caserun import SUFFIX, run_case
 from .config import models_dir
 from .errors import CancelledError, LiverTumorSegError
-from .io import check_output_folder, expand_inputs
+from .io import check_output_folder, expand_inputs, no_inputs_message
 from .manifest import load_manifest
 from .model_sets import list_model_sets
 from .outputs import SKIPPED, case_names_in
@@ -149,7 +149,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         return cli_cohort.run(args)
     inputs = expand_inputs(list(args.inputs) + ([DEMO_CT] if args.demo else []))
     if not inputs:
-        print("error: no inputs (give CT files or folders, or --demo)", file=sys.stderr)
+        print(f"error: {no_inputs_message(args.inputs)}", file=sys.stderr)
         return 2
     rows, results, counts = [], [], {"done": 0, SKIPPED: 0, "failed": 0}
     for path, case in zip(inputs, case_names_in(args.output, inputs)):

@@ -15,7 +15,7 @@ from typing import Callable, Iterable
 from .caserun import SKIPPED, case_outputs, plan_job, process_case, usable_cores
 from .cases import CaseJob, CaseOptions, collect_jobs
 from .errors import LiverTumorSegError
-from .io import check_output_folder
+from .io import check_output_folder, no_inputs_message
 from .runtable import RunTable, failed_row, skipped_row
 
 #: A case whose worker dies this many times is recorded as failed (the first death re-runs it elsewhere).
@@ -77,9 +77,10 @@ def run_cohort(inputs: Iterable[str | Path], output: str | Path, *, client=None,
     are rewritten as each case finishes. With a cluster, `output` must be on a file system the workers share.
     """
     options = replace(options or CaseOptions(output=Path(output)), output=Path(output))
+    inputs = list(inputs)
     jobs = collect_jobs(inputs, Path(output))
     if not jobs:
-        raise LiverTumorSegError("no inputs: give CT files, folders or a CSV manifest")
+        raise LiverTumorSegError(no_inputs_message(inputs))
     check_output_folder(options.output)
     table = RunTable(options.output, [j.case for j in jobs])
     with _progress(len(jobs), progress) as tick:

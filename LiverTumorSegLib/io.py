@@ -240,6 +240,12 @@ def expand_inputs(inputs: Iterable[str | Path]) -> list[Path]:
     return list(unique.values())
 
 
+def no_inputs_message(inputs: Iterable[str | Path]) -> str:
+    """What to tell a user whose inputs named no case: the folders that hold no CT image, or that none were given."""
+    folders = [str(p) for p in map(Path, inputs) if p.is_dir()]
+    return f"no CT images found in {', '.join(folders)}" if folders else "no inputs (give CT files or folders, or --demo)"
+
+
 def _cases_in(folder: Path) -> list[Path]:
     """Image files in `folder`; else the folder itself if it holds files (a DICOM series); else its sub-folders."""
     entries = sorted(e for e in folder.iterdir() if not e.name.startswith("."))

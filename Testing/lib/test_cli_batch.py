@@ -144,6 +144,13 @@ def test_an_unwritable_output_folder_is_a_usage_error_before_any_case(ct, tmp_pa
     assert exit_.value.code == 2 and "cannot write to output folder" in err and "usage:" in err
 
 
+@pytest.mark.parametrize("extra", [[], ["--workers", "2"]])
+def test_an_empty_input_folder_says_no_ct_images_were_found_there(tmp_path, extra, capsys):
+    (tmp_path / "empty").mkdir()
+    assert main(["predict", str(tmp_path / "empty"), "-o", str(tmp_path / "out"), *extra]) == 2
+    assert f"no CT images found in {tmp_path / 'empty'}" in capsys.readouterr().err
+
+
 def test_mr_refusal_names_the_cli_flag(shared_data, tmp_path, capsys):
     assert main(["predict", str(shared_data / "totalseg_example/mr.nii.gz"), "-o", str(tmp_path), *LIVER_ONLY]) == 1
     err = capsys.readouterr().err
