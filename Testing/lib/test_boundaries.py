@@ -93,3 +93,13 @@ def test_imports_run_one_way_no_circles_between_modules():
     graph = import_graph(LIB.parent)
     assert {"LiverTumorSegLib.cli", "LiverTumorSegLib.caserun", "Training.data.adapters"} <= set(graph)
     assert import_cycles(graph) == []
+
+
+def test_every_typed_error_is_exported_at_the_package_top():
+    from LiverTumorSegLib import errors
+
+    classes = {n for n, v in vars(errors).items() if isinstance(v, type) and issubclass(v, errors.LiverTumorSegError)}
+    assert classes == {"LiverTumorSegError", "InvalidInputError", "NotCTError", "ModelError", "CancelledError",
+                       "OutputExistsError", "EvaluationError"}
+    for name in classes:
+        assert getattr(LiverTumorSegLib, name) is getattr(errors, name) and name in LiverTumorSegLib.__all__
