@@ -242,16 +242,16 @@ def _print_nested(data: dict, indent: int) -> None:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    """Print versions, devices, and the models with their manifest metrics."""
+    """Print versions, devices and the model sets, one accuracy and one speed line each (-v: every model's details)."""
     import onnxruntime
     import SimpleITK
 
     from .runtime import available_devices
 
-    print(f"livertumorseg {__version__}\nPython {sys.version.split()[0]}\nSimpleITK {SimpleITK.Version.VersionString()}")
+    print(f"livertumorseg {__version__}, Python {sys.version.split()[0]}, SimpleITK {SimpleITK.Version.VersionString()}, "
+          f"onnxruntime {onnxruntime.__version__}")
     hardware = [p for p in onnxruntime.get_available_providers() if p in ("CUDAExecutionProvider", "CPUExecutionProvider")]
-    print(f"onnxruntime {onnxruntime.__version__}\ndevices: {', '.join(available_devices())} "
-          f"(execution providers {', '.join(hardware)})")
+    print(f"devices: {', '.join(available_devices())} (execution providers {', '.join(hardware)})")
     folder = models_dir(args.models_dir)
     print(f"models folder: {folder}")
     try:
@@ -261,21 +261,16 @@ def cmd_info(args: argparse.Namespace) -> int:
         return 1
     for mset in sets:
         print(f"model set {mset.name}{' (default)' if mset.default else ''}: {mset.description}")
-        for line in (f"accuracy: {mset.accuracy}" if mset.accuracy else "", f"speed: {mset.speed}" if mset.speed else ""):
-            if line:
-                print(f"  {line}")
-        for stage, path in (("liver", mset.liver), ("tumor", mset.tumor)):
-            _print_model(stage, path, args.verbose)
+        print(f"  accuracy: {mset.accuracy or 'not measured'}\n  speed: {mset.speed or 'not measured'}")
+        for stage, path in (("liver", mset.liver), ("tumor", mset.tumor)) if args.verbose else ():
+            _print_model(stage, path)
+    if not args.verbose:
+        print("(livertumorseg info -v: each model's grid, licence and recorded metrics)")
     return 0
 
 
-def _headline(metrics: dict) -> dict:
-    """Manifest metrics without their per-block / per-case detail (shown with -v)."""
-    return {k: _headline(v) if isinstance(v, dict) else v for k, v in metrics.items() if k not in ("blocks", "cases", "note")}
-
-
-def _print_model(stage: str, path: Path | None, verbose: bool) -> None:
-    """One stage of a model set: name, version, grid, classes, credit (and all metrics with -v)."""
+def _print_model(stage: str, path: Path | None) -> None:
+    """One stage of a model set: name, version, grid, classes, credit and every recorded metric."""
     if path is None or not path.is_file():
         print(f"  {stage}: {'none' if path is None else f'missing ({path})'}")
         return
@@ -285,7 +280,7 @@ def _print_model(stage: str, path: Path | None, verbose: bool) -> None:
           f"patch {' x '.join(map(str, m.patch_size))} voxels, {m.output_activation} classes {classes}")
     if m.credit:
         print(f"    licence {m.credit.get('licence', '?')}; {m.credit.get('citation', '')[:120]}...")
-    _print_nested(m.metrics if verbose else _headline(m.metrics), 6)
+    _print_nested(m.metrics, 6)
 
 
 if __name__ == "__main__":

@@ -167,10 +167,24 @@ def test_summary_says_what_ran_where_the_json_went_and_that_no_tumor_was_found(c
 
 
 def test_info_is_human_readable_and_lists_devices_not_providers(capsys):
-    assert main(["info"]) == 0
+    assert main(["info", "-v"]) == 0
     out = capsys.readouterr().out
     assert "devices: cpu" in out and "AzureExecutionProvider" not in out and "{" not in out
-    assert "liver_dice:" in out
+    assert "parity_with_original:" in out
+
+
+def test_info_is_a_short_table_by_default_with_one_accuracy_and_one_speed_line_per_set(capsys):
+    from LiverTumorSegLib.config import DEFAULT_MODELS_DIR
+    from LiverTumorSegLib.model_sets import list_model_sets
+
+    sets = list_model_sets(DEFAULT_MODELS_DIR)
+    assert main(["info"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3 + 3 * len(sets) + 1  # versions, devices, models folder; 3 per set; the -v hint
+    assert lines[0].startswith("livertumorseg ") and "onnxruntime" in lines[0] and lines[1].startswith("devices: ")
+    for mset in sets:
+        i = lines.index(f"model set {mset.name}{' (default)' if mset.default else ''}: {mset.description}")
+        assert lines[i + 1].startswith("  accuracy: ") and lines[i + 2].startswith("  speed: ")
 
 
 def test_evaluate_says_where_it_writes_and_refuses_to_overwrite(shared_data, tmp_path, capsys):
