@@ -1,7 +1,6 @@
 """DICOM SEG and SR export for PACS: written by highdicom, referencing the source CT instances, decoding back
 onto the CT grid voxel for voxel, organised like the reference SEG of the shared data, valid for dciodvfy;
 the SR's measurements match the lesion table and reference the SEG."""
-import copy
 import shutil
 import subprocess
 
@@ -9,12 +8,13 @@ import numpy as np
 import pydicom
 import pytest
 import SimpleITK as sitk
-from pydicom.uid import generate_uid
 
 from LiverTumorSegLib import Geometry, SegmentationResult
 from LiverTumorSegLib.cli import main
+from LiverTumorSegLib.dicom_series import write_ct_series
 from LiverTumorSegLib.dicom_seg import read_dicom_seg_labels, write_dicom_seg
 from LiverTumorSegLib.errors import InvalidInputError
+from LiverTumorSegLib.geometry import same_grid
 from LiverTumorSegLib.io import read_image
 from LiverTumorSegLib.terminology import SEGMENTS
 
@@ -107,35 +107,11 @@ def test_seg_of_another_grid_or_a_non_dicom_source_is_refused(dcmqi, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def write_series(image: sitk.Image, template: pydicom.Dataset, folder):
-    """`image` (int16 HU) as a CT DICOM series, one file per axial slice, built on a real CT file's attributes."""
-    folder.mkdir(parents=True)
-    study, series, frame = generate_uid(), generate_uid(), generate_uid()
-    array = sitk.GetArrayFromImage(image).astype(np.int16)
-    direction = np.array(image.GetDirection()).reshape(3, 3)
-    for k, plane in enumerate(array):
-        ds = copy.deepcopy(template)
-        ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.FrameOfReferenceUID = study, series, frame
-        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
-        ds.SeriesNumber, ds.InstanceNumber = 7, k + 1
-        ds.Rows, ds.Columns = plane.shape
-        ds.PixelSpacing = [image.GetSpacing()[1], image.GetSpacing()[0]]
-        ds.SliceThickness = image.GetSpacing()[2]
-        ds.ImageOrientationPatient = [float(v) for v in (*direction[:, 0], *direction[:, 1])]
-        ds.ImagePositionPatient = [float(v) for v in image.TransformIndexToPhysicalPoint((0, 0, k))]
-        ds.RescaleIntercept, ds.RescaleSlope = 0, 1
-        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
-        ds.PixelData = plane.tobytes()
-        ds.save_as(folder / f"{k + 1:03d}.dcm", enforce_file_format=True)
-    return folder
-
-
 @pytest.fixture(scope="module")
 def chaos_series(shared_data, tmp_path_factory):
     """CHAOS CT patient 3, every other slice down to the liver (0.73 x 0.73 x 4 mm, 512 x 512 x 30), as DICOM."""
     ct = sitk.ReadImage(str(shared_data / "chaos_ct3/ct.nii.gz"))[:, :, 18::2]
-    template = pydicom.dcmread(shared_data / "dcmqi_ct3slice/dicom/01.dcm")
-    return write_series(ct, template, tmp_path_factory.mktemp("chaos") / "chaos_dicom")
+    return write_ct_series(ct, tmp_path_factory.mktemp("chaos") / "chaos_dicom")
 
 
 def test_predict_dicom_seg_round_trips_the_nifti_label_map_of_the_same_run(chaos_series, tmp_path, capsys):
@@ -222,3 +198,26 @@ def test_sr_says_the_liver_volume_is_a_lower_bound_only_when_the_liver_is_cut_of
                             if item.ValueType == "CODE" and item.ConceptNameCodeSequence[0].CodeValue == "121071"])
     assert _measured_result(series, cut).liver_cut_off()[:2] == ["first slice", "last slice"]
     assert LIVER_CUT_OFF[2] in evaluations[0] and LIVER_CUT_OFF[2] not in evaluations[1]
+
+
+def test_a_shared_ct_written_as_a_dicom_series_reads_back_and_gets_a_dicom_seg(shared_data, tmp_path, capsys):
+    """The README's one-liner: a NIfTI sample as a DICOM CT series (with a Frame of Reference), then --format dicom-seg."""
+    from LiverTumorSegLib.dicom_series import main as to_dicom
+
+    from ..model_fixtures import models_folder
+
+    ct_path, series = shared_data / "totalseg_example/ct.nii.gz", tmp_path / "ct_dicom"
+    assert to_dicom([str(ct_path), str(series)]) == 0 and to_dicom([str(ct_path), str(series)]) == 2  # never into a full folder
+    files = sorted(series.iterdir())
+    headers = [pydicom.dcmread(f, stop_before_pixels=True) for f in files]
+    assert len({h.FrameOfReferenceUID for h in headers}) == 1 and headers[0].FrameOfReferenceUID
+    assert {h.SOPClassUID for h in headers} == {"1.2.840.10008.5.1.4.1.1.2"} and len({h.SeriesInstanceUID for h in headers}) == 1
+    ct, back = sitk.ReadImage(str(ct_path)), read_image(series)
+    assert same_grid(back, ct, tol=1e-4) and np.array_equal(sitk.GetArrayFromImage(back), sitk.GetArrayFromImage(ct))
+    out, models = tmp_path / "out", models_folder(tmp_path / "models")
+    assert main(["predict", str(series), "-o", str(out), "--format", "nifti,dicom-seg", "--models-dir", str(models)]) == 0
+    nifti = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "ct_dicom_seg.nii.gz")))
+    assert (nifti == 1).any() and np.array_equal(read_dicom_seg_labels(out / "ct_dicom_seg.dcm", series), nifti)
+    if shutil.which("dciodvfy"):
+        check = subprocess.run(["dciodvfy", str(files[0])], capture_output=True, text=True).stderr
+        assert "Error" not in check, check
