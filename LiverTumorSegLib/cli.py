@@ -8,7 +8,8 @@ from pathlib import Path
 
 from . import __version__, cli_cohort
 from .api import make_config, selected_model_set
-from .caserun import SUFFIX, run_case
+from .caseplan import SUFFIX
+from .caserun import run_case
 from .config import models_dir
 from .errors import CancelledError, LiverTumorSegError
 from .io import check_output_folder, expand_inputs, no_inputs_message

@@ -75,7 +75,7 @@ def test_case_names_stay_stable_across_runs_into_one_folder(ct, tmp_path, capsys
 
 
 def test_a_record_of_another_input_under_the_case_name_is_neither_skipped_nor_replaced(ct, tmp_path, capsys):
-    from LiverTumorSegLib.caserun import output_paths, plan_case
+    from LiverTumorSegLib.caseplan import output_paths, plan_case
     from LiverTumorSegLib.errors import OutputExistsError
 
     paths = output_paths(tmp_path, "ct", ["nifti"])
