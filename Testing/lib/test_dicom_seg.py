@@ -115,8 +115,11 @@ def chaos_series(shared_data, tmp_path_factory):
 
 
 def test_predict_dicom_seg_round_trips_the_nifti_label_map_of_the_same_run(chaos_series, tmp_path, capsys):
-    out = tmp_path / "out"
-    assert main(["predict", str(chaos_series), "-o", str(out), "--format", "nifti,dicom-seg", "--threads", "2"]) == 0
+    from ..model_fixtures import models_folder
+
+    out, models = tmp_path / "out", models_folder(tmp_path / "models")  # rule models: the export does not depend on them
+    assert main(["predict", str(chaos_series), "-o", str(out), "--format", "nifti,dicom-seg", "--threads", "2",
+                 "--models-dir", str(models)]) == 0
     printed = capsys.readouterr().out
     assert str(out / "chaos_dicom_seg.dcm") in printed and str(out / "chaos_dicom_sr.dcm") in printed
     nifti = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "chaos_dicom_seg.nii.gz")))
@@ -125,7 +128,7 @@ def test_predict_dicom_seg_round_trips_the_nifti_label_map_of_the_same_run(chaos
     seg = pydicom.dcmread(out / "chaos_dicom_seg.dcm")
     sources = sorted(pydicom.dcmread(f, stop_before_pixels=True).SOPInstanceUID for f in chaos_series.iterdir())
     assert sorted(i.ReferencedSOPInstanceUID for i in seg.ReferencedSeriesSequence[0].ReferencedInstanceSequence) == sources
-    assert seg.SegmentSequence[0].SegmentationAlgorithmIdentificationSequence[0].AlgorithmName == "livertumorseg-liver"
+    assert seg.SegmentSequence[0].SegmentationAlgorithmIdentificationSequence[0].AlgorithmName == "test-rule-liver"
     evidence = pydicom.dcmread(out / "chaos_dicom_sr.dcm").CurrentRequestedProcedureEvidenceSequence
     assert seg.SOPInstanceUID in {i.ReferencedSOPInstanceUID for study in evidence
                                   for s in study.ReferencedSeriesSequence for i in s.ReferencedSOPSequence}
