@@ -102,13 +102,14 @@ def segment(image: ImageLike, *, device: str = "auto", fast: bool = False, liver
     rep.report(0.95, "measuring lesions")
     result = _result(labels, hu, geometry, warnings + more, liver.device)
     result.model_set = mset.name
+    ran = (liver, tumor if "stage2_tumor" in rep.timings else None)  # no liver: the tumor stage never ran
     result.models = {m.manifest.stage: {**model_identity(m.manifest), "model_set": mset.name, "engine": m.engine}
-                     for m in (liver, tumor) if m is not None}
+                     for m in ran if m is not None}
     rep.lap("lesions")
     result.timings = dict(rep.timings)
     rep.report(1.0, "done")
-    for w in result.warnings:
-        log.warning(w)
+    for w in result.warnings:  # returned in result.warnings, which callers show (the CLI once per case)
+        log.info("warning: %s", w)
     log.info("segmented %s voxels in %.2f s: %s", "x".join(map(str, ct.GetSize())), sum(result.timings.values()), result.summary())
     return result
 
@@ -124,11 +125,16 @@ def model_identity(manifest) -> dict[str, str]:
 def _result(labels: np.ndarray, hu: np.ndarray, geometry: Geometry, warnings: list[str], device: str) -> SegmentationResult:
     """Assemble a SegmentationResult with lesion analysis."""
     liver_ml, tumor_ml = organ_volumes_ml(labels, geometry)
-    return SegmentationResult(
+    result = SegmentationResult(
         labels=labels, geometry=geometry, lesions=measure_lesions(labels, hu, geometry),
         liver_volume_ml=liver_ml, tumor_volume_ml=tumor_ml, slice_has_tumor=slices_with_tumor(labels),
         warnings=warnings, device=device,
     )
+    cut = result.liver_cut_off()
+    if cut:
+        result.warnings.append(f"the liver touches the {' and the '.join(cut)} of the image: it may run off the scan, "
+                               f"so its volume ({liver_ml:.1f} ml) is a lower bound")
+    return result
 
 
 def _given_liver(liver_mask: ImageLike | None, ct: sitk.Image) -> sitk.Image | None:

@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Iterable
 
 from .errors import InvalidInputError
-from .io import case_name, expand_inputs
+from .io import expand_inputs
+from .outputs import case_names, case_names_in
 
 PATH_COLUMNS = ("path", "input")
 CASE_COLUMNS = ("case", "case_id")
@@ -46,7 +47,12 @@ def is_manifest(path: Path) -> bool:
 
 
 def read_manifest(path: Path) -> list[CaseJob]:
-    """Cases from a CSV manifest: one row per case, input path and optional case id.
+    """Cases from a CSV manifest, rows without a case id named as the CLI names inputs (see `_read_manifest_rows`)."""
+    return name_cases(_read_manifest_rows(path))
+
+
+def _read_manifest_rows(path: Path) -> list[CaseJob]:
+    """Cases from a CSV manifest: one row per case, input path and optional case id ("" when none is given).
 
     A header row naming the columns (`path` or `input`; `case` or `case_id`) is optional; without one
     the first column is the path and the second, if any, the case id. Relative paths are taken from
@@ -81,7 +87,7 @@ def _manifest_job(manifest: Path, line: int, row: list[str], p_col: int, c_col: 
     source = Path(cell).expanduser()
     source = source if source.is_absolute() else manifest.parent / source
     case = row[c_col].strip() if c_col is not None and c_col < len(row) else ""
-    return CaseJob(source, check_case_id(case, f"manifest {manifest}, case {line}") if case else case_name(source))
+    return CaseJob(source, check_case_id(case, f"manifest {manifest}, case {line}") if case else "")
 
 
 def check_case_id(case: str, where: str) -> str:
@@ -91,18 +97,39 @@ def check_case_id(case: str, where: str) -> str:
     return case
 
 
-def collect_jobs(inputs: Iterable[str | Path]) -> list[CaseJob]:
-    """Cases from image files, folders and CSV manifests, in order; refuse two cases with one name."""
+def name_cases(jobs: list[CaseJob], out_dir: Path | None = None) -> list[CaseJob]:
+    """`jobs` with the ones without a case id named by the CLI's rule (outputs.case_names_in: parent folder names
+    tell equal file names apart, and names stay stable across runs into `out_dir`); the same input unnamed twice is one case."""
+    unnamed: dict[Path, Path] = {}
+    for job in jobs:
+        if not job.case:
+            unnamed.setdefault(Path(job.input).resolve(), job.input)
+    names = dict(zip(unnamed, case_names_in(out_dir, list(unnamed.values())) if out_dir else case_names(list(unnamed.values()))))
+    named, seen = [], set()
+    for job in jobs:
+        key = Path(job.input).resolve()
+        if job.case:
+            named.append(job)
+        elif key not in seen:
+            seen.add(key)
+            named.append(CaseJob(job.input, names[key]))
+    return named
+
+
+def collect_jobs(inputs: Iterable[str | Path], out_dir: Path | None = None) -> list[CaseJob]:
+    """Cases from image files, folders and CSV manifests, in order, named as the serial CLI names them (see
+    `name_cases`; a manifest's case ids are kept); refuse two cases with one name."""
     jobs: list[CaseJob] = []
     for item in map(Path, inputs):
         if is_manifest(item):
-            jobs.extend(read_manifest(item))
+            jobs.extend(_read_manifest_rows(item))
         else:
-            jobs.extend(CaseJob(p, case_name(p)) for p in expand_inputs([item]))
+            jobs.extend(CaseJob(p, "") for p in expand_inputs([item]))
+    jobs = name_cases(jobs, out_dir)
     seen: dict[str, Path] = {}
     for job in jobs:
-        if job.case in seen:
-            raise InvalidInputError(f"two inputs give the case name '{job.case}' ({seen[job.case]} and {job.input}): "
+        if job.case.casefold() in seen:
+            raise InvalidInputError(f"two inputs give the case name '{job.case}' ({seen[job.case.casefold()]} and {job.input}): "
                                     "their outputs would collide; give case ids in a CSV manifest (path,case)")
-        seen[job.case] = job.input
+        seen[job.case.casefold()] = job.input
     return jobs

@@ -2,28 +2,24 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
-import threading
-import time
 from pathlib import Path
 
 from . import __version__, cli_cohort
-from .api import make_config, segment, selected_model_set
+from .api import make_config, selected_model_set
+from .caseplan import SUFFIX
+from .caserun import run_case
 from .config import models_dir
-from .dicom_seg import SEG_SUFFIX, write_dicom_seg
-from .dicom_sr import SR_SUFFIX, write_dicom_sr
-from .errors import CancelledError, InvalidInputError, LiverTumorSegError, OutputExistsError
-from .io import expand_inputs, read_image, seg_nrrd_image, write_image, write_table
+from .errors import CancelledError, LiverTumorSegError
+from .io import check_output_folder, expand_inputs, no_inputs_message
 from .manifest import load_manifest
 from .model_sets import list_model_sets
-from .outputs import SKIPPED, case_names_in, existing, is_complete
+from .outputs import SKIPPED, case_names_in
 from .result import SegmentationResult
 from .runtime import CPU_ENGINES, resolve_cpu_engine, resolve_device, verified_manifest
 
 log = logging.getLogger("livertumorseg")
-SUFFIX = {"nifti": "_seg.nii.gz", "seg.nrrd": ".seg.nrrd", "dicom-seg": SEG_SUFFIX}
 DEVICES = ("auto", "cpu", "cuda")
 #: API keywords named in library messages, and the CLI flags that mean the same.
 CLI_WORDS = {"force=True": "--force", "overwrite=True": "--overwrite"}
@@ -136,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def check_predict_args(args: argparse.Namespace) -> None:
-    """Usage errors found before any case runs (exit 2): output folder, device, models."""
+    """Usage errors found before any case runs (exit 2): output folder (a folder, writable), device, models."""
     if args.output.exists() and not args.output.is_dir():
         args.usage_error(f"-o/--output {args.output} is a file; give a folder for the outputs")
     try:
@@ -146,100 +142,9 @@ def check_predict_args(args: argparse.Namespace) -> None:
         stages = {"liver": mset.liver} if args.liver_only or mset.tumor is None else {"liver": mset.liver, "tumor": mset.tumor}
         for stage, path in stages.items():
             verified_manifest(path, stage)
+        check_output_folder(args.output)  # last: the folder is made only for a run that can start
     except LiverTumorSegError as exc:
         args.usage_error(str(exc))
-
-
-def output_paths(out_dir: Path, case: str, fmts: list[str] | str) -> dict[str, Path]:
-    """Where one case's outputs go, by kind; the lesion JSON comes last (written last, it marks a complete case)."""
-    fmts = [fmts] if isinstance(fmts, str) else fmts
-    paths = {fmt: out_dir / f"{case}{SUFFIX[fmt]}" for fmt in fmts}
-    if "dicom-seg" in paths:  # the lesion measurements go to PACS too, as a report referencing the SEG
-        paths["dicom-sr"] = out_dir / f"{case}{SR_SUFFIX}"
-    return {**paths, "lesions": out_dir / f"{case}_lesions.csv", "json": out_dir / f"{case}_lesions.json"}
-
-
-def _progress_bar(case: str):
-    """A tqdm bar and a progress(fraction, message) callback driving it."""
-    from tqdm import tqdm
-
-    bar = tqdm(total=100, desc=case, unit="%", leave=False, file=sys.stderr, disable=None, mininterval=0.2,
-               bar_format="{desc}: {percentage:3.0f}%|{bar}| {postfix}")
-
-    def progress(fraction: float, message: str) -> None:
-        bar.n = int(fraction * 100)
-        bar.set_postfix_str(message, refresh=False)
-        bar.update(0)  # redraws at most every `mininterval` seconds
-    return bar, progress
-
-
-def _check_earlier_run(json_path: Path, path: Path) -> None:
-    """OutputExistsError when the case's JSON was made from another input that has the same case name."""
-    try:
-        recorded = json.loads(json_path.read_text()).get("input")
-    except (OSError, ValueError, AttributeError):
-        return  # missing or unreadable: the case is incomplete and is redone
-    if recorded and Path(recorded).resolve() != Path(path).resolve():
-        raise OutputExistsError(f"{json_path} holds the results of another input ({recorded}) with the same case name; "
-                                "use another output folder, or overwrite=True to replace them")
-
-
-def plan_case(path: Path, paths: dict[str, Path], overwrite: bool) -> str:
-    """"skipped" when an earlier run finished this case, "redo" when it left part of it, else "new"."""
-    if overwrite:
-        return "redo" if existing(paths.values()) else "new"
-    _check_earlier_run(paths["json"], path)
-    if is_complete(paths.values()):
-        return SKIPPED
-    return "redo" if existing(paths.values()) else "new"
-
-
-def check_format_fits(path: Path, fmts: list[str]) -> None:
-    """Refuse dicom-seg for an input that is not a DICOM series (there are no source instances to reference)."""
-    if "dicom-seg" in fmts and not Path(path).is_dir():
-        raise InvalidInputError(f"--format dicom-seg needs a DICOM series (a folder of DICOM files) as input; {path} is "
-                                "a file, with no DICOM instances for the segmentation to reference (use nifti or seg.nrrd)")
-
-
-def run_case(path: Path, args: argparse.Namespace, case: str) -> tuple[str, SegmentationResult | None, dict[str, Path]]:
-    """Segment one case and write its outputs: ("done" | "skipped", result, paths); raise on any failure."""
-    paths = output_paths(args.output, case, args.formats)
-    plan = plan_case(path, paths, args.overwrite)
-    if plan == SKIPPED:
-        return SKIPPED, None, paths
-    check_format_fits(path, args.formats)
-    bar, progress = _progress_bar(case)
-    cancel = threading.Event()
-    try:
-        result = segment(read_image(path), device=args.device, fast=args.fast, model_set=args.model_set, liver_only=args.liver_only,
-                         min_lesion_mm3=args.min_lesion_mm3, threads=args.threads, force=args.force,
-                         models_dir=args.models_dir, progress=progress, cancel=cancel,
-                         cpu_engine=args.cpu_engine, tta=args.tta)
-    except KeyboardInterrupt:
-        cancel.set()
-        raise
-    finally:
-        bar.close()
-    t0 = time.perf_counter()
-    write_outputs(result, path, case, paths, overwrite=plan == "redo")
-    result.timings["write"] = time.perf_counter() - t0
-    return "done", result, paths
-
-
-def write_outputs(result: SegmentationResult, path: Path, case: str, paths: dict[str, Path], overwrite: bool) -> None:
-    """Write the label map(s), then the lesion CSV, then the JSON (last: a case with its JSON is complete)."""
-    image = result.label_image()
-    for fmt in (f for f in SUFFIX if f in paths):
-        if fmt == "dicom-seg":
-            write_dicom_seg(result, path, paths[fmt], overwrite=overwrite)
-            write_dicom_sr(result, path, paths[fmt], paths["dicom-sr"], overwrite=overwrite)
-        else:
-            write_image(seg_nrrd_image(image) if fmt == "seg.nrrd" else image, paths[fmt], overwrite=overwrite)
-    rows = [lesion.row() for lesion in result.lesions]
-    write_table(rows, paths["lesions"], overwrite=overwrite, extra={
-        "case": case, "input": str(Path(path).absolute()), **result.summary(), "models": result.models,
-        "timings_s": {k: round(v, 3) for k, v in result.timings.items()}, "warnings": result.warnings,
-        "slice_classes": result.slice_classes()})
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -250,12 +155,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
         return cli_cohort.run(args)
     inputs = expand_inputs(list(args.inputs) + ([DEMO_CT] if args.demo else []))
     if not inputs:
-        print("error: no inputs (give CT files or folders, or --demo)", file=sys.stderr)
+        print(f"error: {no_inputs_message(args.inputs)}", file=sys.stderr)
         return 2
     rows, results, counts = [], [], {"done": 0, SKIPPED: 0, "failed": 0}
     for path, case in zip(inputs, case_names_in(args.output, inputs)):
         try:
-            status, result, paths = run_case(path, args, case)
+            status, result, paths, why = run_case(path, args, case)
         except LiverTumorSegError as exc:
             counts["failed"] += 1
             kind = "cancelled" if isinstance(exc, CancelledError) else "failed"
@@ -265,6 +170,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
         if status == SKIPPED:
             print(f"{case}: {SKIPPED}: its outputs are complete from an earlier run (--overwrite redoes it)", file=sys.stderr)
             continue
+        if why:
+            print(f"{case}: redone: {why}", file=sys.stderr)
         for w in result.warnings:
             print(f"{case}: warning: {cli_words(w)}", file=sys.stderr)
         rows.append(summary_row(case, result, paths, args.liver_only))
@@ -291,12 +198,20 @@ def what_ran(result: SegmentationResult, args: argparse.Namespace) -> str:
 def summary_row(case: str, result: SegmentationResult, paths: dict[str, Path], liver_only: bool) -> dict:
     """One case's line of the summary table: numbers, and every file written."""
     summary = result.summary()
-    tumor = "not run" if liver_only else "none found" if not result.lesions else str(summary["tumor_volume_ml"])
+    tumor = tumor_cell(result, liver_only)
     labels = [str(p) for k, p in paths.items() if k in SUFFIX or k == "dicom-sr"]
-    return {"case": case, "liver ml": str(summary["liver_volume_ml"]), "tumor ml": tumor,
-            "burden %": "-" if liver_only else str(summary["tumor_burden_percent"]), "lesions": str(summary["lesions"]),
+    liver = (">=" if summary["liver_cut_off_at"] else "") + str(summary["liver_volume_ml"])  # cut off: a lower bound
+    return {"case": case, "liver ml": liver, "tumor ml": tumor,
+            "burden %": "-" if tumor.startswith("not run") else str(summary["tumor_burden_percent"]), "lesions": str(summary["lesions"]),
             "time s": str(summary["seconds"]), "labels": " ".join(labels),
             "lesion table": f"{paths['lesions']} {paths['json']}"}
+
+
+def tumor_cell(result: SegmentationResult, liver_only: bool) -> str:
+    """The summary's tumor column: volume (ml), "none found", or "not run (why)" when the tumor stage did not run."""
+    if "tumor" in result.models:
+        return "none found" if not result.lesions else str(result.summary()["tumor_volume_ml"])
+    return f"not run ({'liver only' if liver_only else 'no liver' if result.liver_volume_ml == 0 else 'no tumor model'})"
 
 
 def print_summary(rows: list[dict]) -> None:
@@ -335,16 +250,16 @@ def _print_nested(data: dict, indent: int) -> None:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    """Print versions, devices, and the models with their manifest metrics."""
+    """Print versions, devices and the model sets, one accuracy and one speed line each (-v: every model's details)."""
     import onnxruntime
     import SimpleITK
 
     from .runtime import available_devices
 
-    print(f"livertumorseg {__version__}\nPython {sys.version.split()[0]}\nSimpleITK {SimpleITK.Version.VersionString()}")
+    print(f"livertumorseg {__version__}, Python {sys.version.split()[0]}, SimpleITK {SimpleITK.Version.VersionString()}, "
+          f"onnxruntime {onnxruntime.__version__}")
     hardware = [p for p in onnxruntime.get_available_providers() if p in ("CUDAExecutionProvider", "CPUExecutionProvider")]
-    print(f"onnxruntime {onnxruntime.__version__}\ndevices: {', '.join(available_devices())} "
-          f"(execution providers {', '.join(hardware)})")
+    print(f"devices: {', '.join(available_devices())} (execution providers {', '.join(hardware)})")
     folder = models_dir(args.models_dir)
     print(f"models folder: {folder}")
     try:
@@ -354,21 +269,16 @@ def cmd_info(args: argparse.Namespace) -> int:
         return 1
     for mset in sets:
         print(f"model set {mset.name}{' (default)' if mset.default else ''}: {mset.description}")
-        for line in (f"accuracy: {mset.accuracy}" if mset.accuracy else "", f"speed: {mset.speed}" if mset.speed else ""):
-            if line:
-                print(f"  {line}")
-        for stage, path in (("liver", mset.liver), ("tumor", mset.tumor)):
-            _print_model(stage, path, args.verbose)
+        print(f"  accuracy: {mset.accuracy or 'not measured'}\n  speed: {mset.speed or 'not measured'}")
+        for stage, path in (("liver", mset.liver), ("tumor", mset.tumor)) if args.verbose else ():
+            _print_model(stage, path)
+    if not args.verbose:
+        print("(livertumorseg info -v: each model's grid, licence and recorded metrics)")
     return 0
 
 
-def _headline(metrics: dict) -> dict:
-    """Manifest metrics without their per-block / per-case detail (shown with -v)."""
-    return {k: _headline(v) if isinstance(v, dict) else v for k, v in metrics.items() if k not in ("blocks", "cases", "note")}
-
-
-def _print_model(stage: str, path: Path | None, verbose: bool) -> None:
-    """One stage of a model set: name, version, grid, classes, credit (and all metrics with -v)."""
+def _print_model(stage: str, path: Path | None) -> None:
+    """One stage of a model set: name, version, grid, classes, credit and every recorded metric."""
     if path is None or not path.is_file():
         print(f"  {stage}: {'none' if path is None else f'missing ({path})'}")
         return
@@ -378,7 +288,7 @@ def _print_model(stage: str, path: Path | None, verbose: bool) -> None:
           f"patch {' x '.join(map(str, m.patch_size))} voxels, {m.output_activation} classes {classes}")
     if m.credit:
         print(f"    licence {m.credit.get('licence', '?')}; {m.credit.get('citation', '')[:120]}...")
-    _print_nested(m.metrics if verbose else _headline(m.metrics), 6)
+    _print_nested(m.metrics, 6)
 
 
 if __name__ == "__main__":

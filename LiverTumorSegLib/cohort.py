@@ -12,9 +12,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Iterable
 
-from .caserun import case_complete, case_outputs, process_case, usable_cores
+from .caserun import SKIPPED, case_outputs, plan_job, process_case, usable_cores
 from .cases import CaseJob, CaseOptions, collect_jobs
 from .errors import LiverTumorSegError
+from .io import check_output_folder, no_inputs_message
 from .runtable import RunTable, failed_row, skipped_row
 
 #: A case whose worker dies this many times is recorded as failed (the first death re-runs it elsewhere).
@@ -76,10 +77,11 @@ def run_cohort(inputs: Iterable[str | Path], output: str | Path, *, client=None,
     are rewritten as each case finishes. With a cluster, `output` must be on a file system the workers share.
     """
     options = replace(options or CaseOptions(output=Path(output)), output=Path(output))
-    jobs = collect_jobs(inputs)
+    inputs = list(inputs)
+    jobs = collect_jobs(inputs, Path(output))
     if not jobs:
-        raise LiverTumorSegError("no inputs: give CT files, folders or a CSV manifest")
-    _make_output_dir(options.output)
+        raise LiverTumorSegError(no_inputs_message(inputs))
+    check_output_folder(options.output)
     table = RunTable(options.output, [j.case for j in jobs])
     with _progress(len(jobs), progress) as tick:
         todo = _skip_finished(jobs, options, table, tick)
@@ -95,16 +97,6 @@ def run_cohort(inputs: Iterable[str | Path], output: str | Path, *, client=None,
     return table.sorted_rows()
 
 
-def _make_output_dir(out: Path) -> None:
-    """Create the output folder, with a clear error when it cannot be."""
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise LiverTumorSegError(f"cannot create output folder {out}: {exc.strerror}") from exc
-    if not out.is_dir():
-        raise LiverTumorSegError(f"output {out} is not a folder")
-
-
 def _client(cluster):
     """A Dask client of `cluster`."""
     from distributed import Client
@@ -113,12 +105,15 @@ def _client(cluster):
 
 
 def _skip_finished(jobs: list[CaseJob], options: CaseOptions, table: RunTable, tick: Callable) -> list[CaseJob]:
-    """Record complete cases as skipped (no task is sent for them); the cases left to run."""
+    """Record complete cases made with these settings as skipped (no task is sent for them); the cases left to run."""
     todo = []
     for job in jobs:
-        paths = case_outputs(options.output, job.case, options.formats)
-        if not options.overwrite and case_complete(paths):
-            table.record(skipped_row(job, paths), write=False)
+        try:
+            plan = plan_job(job, options)[0]
+        except LiverTumorSegError:
+            plan = "failed"  # its task says why
+        if plan == SKIPPED:
+            table.record(skipped_row(job, case_outputs(options.output, job.case, options.formats)), write=False)
             tick("skipped")
         else:
             todo.append(job)

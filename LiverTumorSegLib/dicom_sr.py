@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 SR_SUFFIX = "_sr.dcm"
+#: This project's own code ("99" prefix: a private coding scheme, as DICOM PS3.16 allows): value, scheme, meaning.
+LIVER_CUT_OFF = ("LIVERCUTOFF", "99LTS", "Liver cut off by the scan: volume is a lower bound")
 
 
 def _units():
@@ -55,8 +57,18 @@ def _segment_groups(result: SegmentationResult, seg: pydicom.Dataset) -> list:
                 source_series=hd.sr.SourceSeriesForSegmentation(seg.ReferencedSeriesSequence[0].SeriesInstanceUID)),
             finding_type=_coded(spec.type), finding_category=_coded(spec.category), algorithm_id=_algorithm(result, stage),
             finding_sites=[hd.sr.FindingSite(_coded(LIVER_CODE))] if spec.region.value else None,
-            measurements=[hd.sr.Measurement(name=codes.SCT.Volume, value=round(volumes[spec.name], 3), unit=ml)]))
+            measurements=[hd.sr.Measurement(name=codes.SCT.Volume, value=round(volumes[spec.name], 3), unit=ml)],
+            qualitative_evaluations=_cut_off(result) if spec.label == 1 else None))
     return groups
+
+
+def _cut_off(result: SegmentationResult) -> list | None:
+    """A finding that the liver volume is a lower bound, where the liver touches the image border (else None)."""
+    hd, _ = _hd()
+    cut_off = hd.sr.CodedConcept(*LIVER_CUT_OFF)
+    if not result.liver_cut_off():
+        return None
+    return [hd.sr.QualitativeEvaluation(hd.sr.CodedConcept("121071", "DCM", "Finding"), cut_off)]
 
 
 def _lesion_groups(result: SegmentationResult) -> list:

@@ -107,10 +107,13 @@ def evaluate_files(
 
 
 def undefined_when_both_empty(row: dict) -> dict:
-    """Dice and IoU of a structure absent from prediction and reference alike are undefined (nan), not 1.0."""
+    """Dice and IoU of a structure absent from prediction and reference alike are undefined (nan), not 1.0;
+    so are lesion precision, recall and F1 with no predicted and no reference lesion."""
     for structure in ("liver", "tumor"):
         if row[f"{structure}_pred_voxels"] == row[f"{structure}_ref_voxels"] == 0:
             row[f"{structure}_dice"] = row[f"{structure}_iou"] = float("nan")
+    if row["lesions_pred"] == row["lesions_ref"] == 0:
+        row["lesion_precision"] = row["lesion_recall"] = row["lesion_f1"] = float("nan")
     return row
 
 

@@ -158,6 +158,16 @@ def _atomic_target(path: Path, overwrite: bool) -> Path:
     return Path(tmp)
 
 
+def check_output_folder(folder: Path) -> None:
+    """Create `folder` if needed and check that files can be written there (before any case runs)."""
+    try:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(prefix=".livertumorseg-probe.", dir=folder):
+            pass
+    except OSError as exc:
+        raise LiverTumorSegError(f"cannot write to output folder {folder}: {exc.strerror}") from exc
+
+
 @contextmanager
 def atomic_write(path: Path, overwrite: bool) -> Iterator[Path]:
     """Yield a temp path beside `path`; on success move it into place, on failure delete it."""
@@ -228,6 +238,12 @@ def expand_inputs(inputs: Iterable[str | Path]) -> list[Path]:
     for p in out:
         unique.setdefault(p.resolve(), p)  # the first spelling of each file or folder
     return list(unique.values())
+
+
+def no_inputs_message(inputs: Iterable[str | Path]) -> str:
+    """What to tell a user whose inputs named no case: the folders that hold no CT image, or that none were given."""
+    folders = [str(p) for p in map(Path, inputs) if p.is_dir()]
+    return f"no CT images found in {', '.join(folders)}" if folders else "no inputs (give CT files or folders, or --demo)"
 
 
 def _cases_in(folder: Path) -> list[Path]:

@@ -73,10 +73,23 @@ class SegmentationResult:
         breaks = np.flatnonzero(np.diff(z) > 1)
         return [[int(z[a]), int(z[b])] for a, b in zip(np.r_[0, breaks + 1], np.r_[breaks, len(z) - 1])] if len(z) else []
 
+    def liver_cut_off(self) -> list[str]:
+        """Image borders the liver (labels > 0, (z, y, x)) touches: "first slice", "last slice", "in-plane edge".
+
+        A liver that touches one may run off the scan: its volume is then a lower bound.
+        """
+        liver = self.labels > 0
+        if liver.ndim != 3 or not liver.any():
+            return []
+        edges = {"first slice": liver[0].any(), "last slice": liver[-1].any(),
+                 "in-plane edge": liver[:, [0, -1], :].any() or liver[:, :, [0, -1]].any()}
+        return [name for name, touched in edges.items() if touched]
+
     def summary(self) -> dict:
         """Headline numbers for a terminal or report."""
         return {
             "liver_volume_ml": round(self.liver_volume_ml, 1),
+            "liver_cut_off_at": self.liver_cut_off(),  # non-empty: the liver volume is a lower bound
             "tumor_volume_ml": round(self.tumor_volume_ml, 2),
             "tumor_burden_percent": round(self.tumor_burden_percent, 2),
             "lesions": len(self.lesions),

@@ -16,6 +16,22 @@ REPO = Path(__file__).resolve().parents[1]
 os.environ.setdefault("LIVERTUMORSEG_MODEL_SET", "fast")
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A skipped test of the shipped models fails the run (see `fail_skipped_shipped_model_test`)."""
+    outcome = yield
+    fail_skipped_shipped_model_test(item, outcome.get_result())
+
+
+def fail_skipped_shipped_model_test(item, report) -> None:
+    """Turn the report of a skipped `shipped_models` test into a failure saying why it did not run:
+    a test of the shipped models that cannot run (a moved model, a missing record) protects nothing."""
+    if report.skipped and item.get_closest_marker("shipped_models") is not None:
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"a test of the shipped models was skipped ({reason}); it must run, or it protects nothing"
+
+
 def _shared_data_dir() -> Path:
     env = os.environ.get("LIVERTUMORSEG_SHARED_DATA")
     return Path(env) if env else REPO.parent / "shared" / "data"

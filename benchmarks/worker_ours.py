@@ -21,7 +21,7 @@ from common import emit, peak_rss_so_far_mb
 T_START = time.perf_counter()
 import LiverTumorSegLib.runtime as runtime  # noqa: E402
 from LiverTumorSegLib.api import segment  # noqa: E402
-from LiverTumorSegLib.cli import output_paths  # noqa: E402
+from LiverTumorSegLib.caseplan import output_paths  # noqa: E402
 from LiverTumorSegLib.config import SegmentationConfig  # noqa: E402
 from LiverTumorSegLib.io import read_image, write_image, write_table  # noqa: E402
 

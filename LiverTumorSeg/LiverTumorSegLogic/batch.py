@@ -9,7 +9,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import slicer
 
@@ -17,7 +17,15 @@ from . import nodes
 from .engine_process import Progress
 
 if TYPE_CHECKING:
-    from .logic import LiverTumorSegLogic, RunOptions
+    from .options import RunOptions
+
+
+class LiverTumorSegLogic(Protocol):
+    """What the batch needs of the module logic (logic.LiverTumorSegLogic), named here so batch does not import it."""
+
+    def segmentVolume(self, volume, options: "RunOptions", progress=None, cancel=None): ...
+    def applyResult(self, volumeNode, result, segmentationNode=None, replaceSegments: bool = False, liverOnly: bool = False): ...
+    def lesionTableNode(self, segmentationNode): ...
 
 log = logging.getLogger(__name__)
 SEGMENTATION_SUFFIX = ".seg.nrrd"

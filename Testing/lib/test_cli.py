@@ -88,7 +88,7 @@ def test_demo_ct_is_built_in(tmp_path):
 
 
 def test_info_lists_models_and_providers(capsys):
-    assert main(["info"]) == 0
+    assert main(["info", "-v"]) == 0
     out = capsys.readouterr().out
     assert "CPUExecutionProvider" in out and "liver:" in out and "tumor:" in out and "devices:" in out
 

@@ -75,7 +75,7 @@ def test_case_names_stay_stable_across_runs_into_one_folder(ct, tmp_path, capsys
 
 
 def test_a_record_of_another_input_under_the_case_name_is_neither_skipped_nor_replaced(ct, tmp_path, capsys):
-    from LiverTumorSegLib.cli import output_paths, plan_case
+    from LiverTumorSegLib.caseplan import output_paths, plan_case
     from LiverTumorSegLib.errors import OutputExistsError
 
     paths = output_paths(tmp_path, "ct", ["nifti"])
@@ -128,6 +128,29 @@ def test_output_pointing_at_a_file_is_a_usage_error(ct, tmp_path, capsys):
     assert exit_.value.code == 2 and "is a file" in capsys.readouterr().err and target.read_text() == "keep me"
 
 
+@pytest.mark.parametrize("extra", [[], ["--workers", "2"]])
+def test_an_unwritable_output_folder_is_a_usage_error_before_any_case(ct, tmp_path, extra, capsys, monkeypatch):
+    """A file where a parent folder should be (chmod does not stop root, who runs CI): no case is segmented."""
+    import LiverTumorSegLib.caserun
+
+    def no_segmentation(*args, **kwargs):
+        raise AssertionError("a case was segmented although its outputs cannot be written")
+
+    monkeypatch.setattr(LiverTumorSegLib.caserun, "segment", no_segmentation)
+    (tmp_path / "blocker").write_text("a file")
+    with pytest.raises(SystemExit) as exit_:
+        main(["predict", str(ct), "-o", str(tmp_path / "blocker" / "out"), *extra])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "cannot write to output folder" in err and "usage:" in err
+
+
+@pytest.mark.parametrize("extra", [[], ["--workers", "2"]])
+def test_an_empty_input_folder_says_no_ct_images_were_found_there(tmp_path, extra, capsys):
+    (tmp_path / "empty").mkdir()
+    assert main(["predict", str(tmp_path / "empty"), "-o", str(tmp_path / "out"), *extra]) == 2
+    assert f"no CT images found in {tmp_path / 'empty'}" in capsys.readouterr().err
+
+
 def test_mr_refusal_names_the_cli_flag(shared_data, tmp_path, capsys):
     assert main(["predict", str(shared_data / "totalseg_example/mr.nii.gz"), "-o", str(tmp_path), *LIVER_ONLY]) == 1
     err = capsys.readouterr().err
@@ -144,10 +167,24 @@ def test_summary_says_what_ran_where_the_json_went_and_that_no_tumor_was_found(c
 
 
 def test_info_is_human_readable_and_lists_devices_not_providers(capsys):
-    assert main(["info"]) == 0
+    assert main(["info", "-v"]) == 0
     out = capsys.readouterr().out
     assert "devices: cpu" in out and "AzureExecutionProvider" not in out and "{" not in out
-    assert "liver_dice:" in out
+    assert "parity_with_original:" in out
+
+
+def test_info_is_a_short_table_by_default_with_one_accuracy_and_one_speed_line_per_set(capsys):
+    from LiverTumorSegLib.config import DEFAULT_MODELS_DIR
+    from LiverTumorSegLib.model_sets import list_model_sets
+
+    sets = list_model_sets(DEFAULT_MODELS_DIR)
+    assert main(["info"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3 + 3 * len(sets) + 1  # versions, devices, models folder; 3 per set; the -v hint
+    assert lines[0].startswith("livertumorseg ") and "onnxruntime" in lines[0] and lines[1].startswith("devices: ")
+    for mset in sets:
+        i = lines.index(f"model set {mset.name}{' (default)' if mset.default else ''}: {mset.description}")
+        assert lines[i + 1].startswith("  accuracy: ") and lines[i + 2].startswith("  speed: ")
 
 
 def test_evaluate_says_where_it_writes_and_refuses_to_overwrite(shared_data, tmp_path, capsys):
@@ -159,3 +196,29 @@ def test_evaluate_says_where_it_writes_and_refuses_to_overwrite(shared_data, tmp
     assert main(["evaluate", ref, ref, "-o", str(out)]) == 2
     assert "--overwrite" in capsys.readouterr().err and (out / "metrics.csv").read_text() == before
     assert main(["evaluate", ref, ref, "-o", str(out), "--overwrite"]) == 0
+
+
+def test_no_liver_says_the_tumor_stage_did_not_run_lists_no_tumor_model_and_warns_once(tmp_path, capsys, caplog):
+    import logging
+
+    import numpy as np
+    import SimpleITK as sitk
+
+    from ..model_fixtures import models_folder
+
+    a = np.full((40, 80, 80), -1000, np.int16)
+    yy, xx = np.mgrid[:80, :80]
+    a[:, (yy - 40) ** 2 + (xx - 40) ** 2 < 30 ** 2] = -80  # a cylinder of fat: the rule liver model's candidate is no liver
+    img = sitk.GetImageFromArray(a); img.SetSpacing((3.0, 3.0, 3.0))
+    sitk.WriteImage(img, str(tmp_path / "fat.nii.gz"))
+    models = models_folder(tmp_path / "models")
+    with caplog.at_level(logging.WARNING):  # what the terminal shows besides the CLI's own lines
+        assert main(["predict", str(tmp_path / "fat.nii.gz"), "-o", str(tmp_path / "out"), "--models-dir", str(models),
+                     "--force", "--threads", "1"]) == 0
+    captured = capsys.readouterr()
+    assert not [r for r in caplog.records if "no liver" in r.getMessage()]  # the CLI prints the warning, once
+    row = next(line for line in captured.out.splitlines() if line.startswith("fat "))
+    assert "not run (no liver)" in row and "none found" not in row
+    assert (captured.out + captured.err).count("no liver found in this image") == 1
+    record = json.loads((tmp_path / "out" / "fat_lesions.json").read_text())
+    assert list(record["models"]) == ["liver"] and "tumor" not in captured.out.split("models:")[1].split(";")[0]

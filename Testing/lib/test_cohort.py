@@ -22,6 +22,9 @@ from LiverTumorSegLib.cli import main
 from LiverTumorSegLib.cohort import cluster_threads, local_cluster, local_threads, run_cohort
 from LiverTumorSegLib.data import DEMO_CT
 from LiverTumorSegLib.errors import InvalidInputError
+from LiverTumorSegLib.outputs import case_names_in
+
+from ..model_fixtures import models_folder
 
 RUN_FILES = {"run.csv", "run.json"}
 
@@ -38,10 +41,17 @@ def four_cts(shared_data, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def serial_out(four_cts, tmp_path_factory) -> Path:
-    """The plain serial `predict --fast` run over the 4 CTs: the reference every cohort run must match."""
+def rule_models(tmp_path_factory) -> Path:
+    """Rule models (tissue = liver, > 1600 HU = tumor): the cohort plumbing does not depend on what a model
+    predicts, and these cost a fraction of a trained model's time per case."""
+    return models_folder(tmp_path_factory.mktemp("models"))
+
+
+@pytest.fixture(scope="module")
+def serial_out(four_cts, rule_models, tmp_path_factory) -> Path:
+    """The plain serial `predict` run over the 4 CTs: the reference every cohort run must match."""
     out = tmp_path_factory.mktemp("serial")
-    assert main(["predict", str(four_cts), "-o", str(out), "--fast"]) == 0
+    assert main(["predict", str(four_cts), "-o", str(out), "--models-dir", str(rule_models)]) == 0
     return out
 
 
@@ -81,22 +91,23 @@ def _table(out: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
-def test_two_local_workers_give_the_serial_outputs_voxel_for_voxel(four_cts, serial_out, tmp_path, capsys):
+def test_two_local_workers_give_the_serial_outputs_voxel_for_voxel(four_cts, serial_out, rule_models, tmp_path, capsys):
     out = tmp_path / "cohort"
-    assert main(["predict", str(four_cts), "-o", str(out), "--fast", "--workers", "2"]) == 0
+    assert main(["predict", str(four_cts), "-o", str(out), "--models-dir", str(rule_models), "--workers", "2"]) == 0
     _assert_same_outputs(serial_out, out)
     rows = _table(out)
     assert [r["case"] for r in rows] == ["a_abdomen", "b_lits117", "c_demo", "d_wholebody"]
     assert {r["status"] for r in rows} == {"done"} and len({r["worker"] for r in rows}) >= 1
     for r in rows:
-        assert "livertumorseg-liver" in r["model_set"] and r["device"] == "cpu" and float(r["liver_ml"]) > 0
+        assert "test-rule-liver" in r["model_set"] and r["device"] == "cpu" and float(r["liver_ml"]) > 0
         assert float(r["seconds_stage1_liver"]) > 0 and Path(r["labels"]).is_file() and Path(r["lesion_json"]).is_file()
     summary = json.loads((out / "run.json").read_text())
     assert summary["done"] == 4 and summary["failed"] == 0 and len(summary["rows"]) == 4
     assert "4 done, 0 skipped, 0 failed" in capsys.readouterr().out
 
 
-def test_killing_a_worker_mid_run_loses_nothing_and_every_case_is_done_once(four_cts, serial_out, client, tmp_path):
+def test_killing_a_worker_mid_run_loses_nothing_and_every_case_is_done_once(four_cts, serial_out, rule_models, client,
+                                                                            tmp_path):
     out = tmp_path / "cohort"
     pids = client.run(os.getpid)
     killed: dict = {}
@@ -115,7 +126,7 @@ def test_killing_a_worker_mid_run_loses_nothing_and_every_case_is_done_once(four
 
     killer = threading.Thread(target=kill_a_busy_worker)
     killer.start()
-    rows = run_cohort([four_cts], out, client=client, options=CaseOptions(output=out, fast=True), progress=False)
+    rows = run_cohort([four_cts], out, client=client, options=CaseOptions(output=out, models_dir=rule_models), progress=False)
     killer.join()
     assert killed, "no worker was busy to kill"
     with pytest.raises(ProcessLookupError):
@@ -125,6 +136,7 @@ def test_killing_a_worker_mid_run_loses_nothing_and_every_case_is_done_once(four
     assert victim["worker"] != killed["worker"]  # it was re-run on another worker
     assert not [p.name for p in out.iterdir() if p.name.startswith(".")]  # no temporary file left behind
     _assert_same_outputs(serial_out, out)
+    client.wait_for_workers(2, timeout=120)  # the module's cluster whole again (its nanny restarts the killed worker)
     client.wait_for_workers(2, timeout=60)  # the nanny restarts the killed worker
 
 
@@ -158,11 +170,11 @@ def test_a_case_whose_worker_dies_twice_is_recorded_failed_and_the_run_goes_on(f
     client.wait_for_workers(2, timeout=60)
 
 
-def test_a_rerun_skips_finished_cases_and_redoes_a_deleted_output(serial_out, four_cts, client, tmp_path):
+def test_a_rerun_skips_finished_cases_and_redoes_a_deleted_output(serial_out, four_cts, rule_models, client, tmp_path):
     out = tmp_path / "out"
     shutil.copytree(serial_out, out)
     before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
-    options = CaseOptions(output=out, fast=True)
+    options = CaseOptions(output=out, models_dir=rule_models)
     rows = run_cohort([four_cts], out, client=client, options=options, progress=False)
     assert [r["status"] for r in rows] == ["skipped"] * 4
     assert rows[1]["liver_ml"] == json.loads((out / "b_lits117_lesions.json").read_text())["liver_volume_ml"]
@@ -209,10 +221,10 @@ def test_threads_per_case_keep_workers_times_threads_within_the_cores(client):
     assert cluster_threads(client) == max(1, usable_cores() // 2)
 
 
-def test_serial_cohort_run_without_dask_writes_the_same_outputs_and_table(four_cts, serial_out, tmp_path):
+def test_serial_cohort_run_without_dask_writes_the_same_outputs_and_table(four_cts, serial_out, rule_models, tmp_path):
     out = tmp_path / "out"
     small = [four_cts / "b_lits117.nii.gz", four_cts / "c_demo.nii.gz"]
-    rows = run_cohort(small, out, options=CaseOptions(output=out, fast=True), progress=False)
+    rows = run_cohort(small, out, options=CaseOptions(output=out, models_dir=rule_models), progress=False)
     assert [r["status"] for r in rows] == ["done"] * 2 and [r["case"] for r in _table(out)] == ["b_lits117", "c_demo"]
     _assert_same_outputs(serial_out, out, cases=("b_lits117", "c_demo"))
 
@@ -261,11 +273,23 @@ def test_bad_manifests_are_refused_with_a_clear_message(tmp_path, text, message)
         collect_jobs([manifest])
 
 
-def test_two_inputs_with_one_case_name_are_refused_before_anything_runs(shared_data, tmp_path, capsys):
-    a = shared_data / "totalseg_example/ct.nii.gz"
-    b = shared_data / "lits117_roi/ct.nii.gz"
-    assert main(["predict", str(a), str(b), "-o", str(tmp_path / "out"), "--workers", "1"]) == 2
-    assert "two inputs give the case name 'ct'" in capsys.readouterr().err and not (tmp_path / "out").exists()
+def test_cohort_names_inputs_with_one_file_name_as_the_serial_run_does(shared_data, tmp_path):
+    ct = shared_data / "totalseg_example/ct.nii.gz"
+    inputs = []
+    for folder in ("A", "B", "C"):
+        (tmp_path / folder).mkdir()
+        inputs.append(tmp_path / folder / "ct.nii.gz")
+        shutil.copyfile(ct, inputs[-1])
+    out = tmp_path / "out"
+    assert [j.case for j in collect_jobs(inputs, out)] == case_names_in(out, inputs) == ["A_ct", "B_ct", "C_ct"]
+    assert [j.case for j in collect_jobs([*inputs, inputs[0]])] == ["A_ct", "B_ct", "C_ct"]  # one input named twice: one case
+    models = models_folder(tmp_path / "models")
+    rows = run_cohort(inputs[:2], out, options=CaseOptions(models_dir=models, threads=1, liver_only=True), progress=False)
+    assert [(r["case"], r["status"]) for r in rows] == [("A_ct", "done"), ("B_ct", "done")]
+    assert json.loads((out / "B_ct_lesions.json").read_text())["input"] == str(inputs[1].absolute())
+    manifest = tmp_path / "m.csv"  # a manifest's rows without case ids are named by the same rule
+    manifest.write_text(f"path\n{inputs[0]}\n{inputs[2]}\n")
+    assert [j.case for j in collect_jobs([manifest], out)] == ["A_ct", "C_ct"]
 
 
 def test_workers_and_scheduler_are_exclusive_and_workers_must_be_positive(tmp_path):

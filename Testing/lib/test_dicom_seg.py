@@ -1,7 +1,6 @@
 """DICOM SEG and SR export for PACS: written by highdicom, referencing the source CT instances, decoding back
 onto the CT grid voxel for voxel, organised like the reference SEG of the shared data, valid for dciodvfy;
 the SR's measurements match the lesion table and reference the SEG."""
-import copy
 import shutil
 import subprocess
 
@@ -9,12 +8,13 @@ import numpy as np
 import pydicom
 import pytest
 import SimpleITK as sitk
-from pydicom.uid import generate_uid
 
 from LiverTumorSegLib import Geometry, SegmentationResult
 from LiverTumorSegLib.cli import main
+from LiverTumorSegLib.dicom_series import write_ct_series
 from LiverTumorSegLib.dicom_seg import read_dicom_seg_labels, write_dicom_seg
 from LiverTumorSegLib.errors import InvalidInputError
+from LiverTumorSegLib.geometry import same_grid
 from LiverTumorSegLib.io import read_image
 from LiverTumorSegLib.terminology import SEGMENTS
 
@@ -107,40 +107,19 @@ def test_seg_of_another_grid_or_a_non_dicom_source_is_refused(dcmqi, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def write_series(image: sitk.Image, template: pydicom.Dataset, folder):
-    """`image` (int16 HU) as a CT DICOM series, one file per axial slice, built on a real CT file's attributes."""
-    folder.mkdir(parents=True)
-    study, series, frame = generate_uid(), generate_uid(), generate_uid()
-    array = sitk.GetArrayFromImage(image).astype(np.int16)
-    direction = np.array(image.GetDirection()).reshape(3, 3)
-    for k, plane in enumerate(array):
-        ds = copy.deepcopy(template)
-        ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.FrameOfReferenceUID = study, series, frame
-        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
-        ds.SeriesNumber, ds.InstanceNumber = 7, k + 1
-        ds.Rows, ds.Columns = plane.shape
-        ds.PixelSpacing = [image.GetSpacing()[1], image.GetSpacing()[0]]
-        ds.SliceThickness = image.GetSpacing()[2]
-        ds.ImageOrientationPatient = [float(v) for v in (*direction[:, 0], *direction[:, 1])]
-        ds.ImagePositionPatient = [float(v) for v in image.TransformIndexToPhysicalPoint((0, 0, k))]
-        ds.RescaleIntercept, ds.RescaleSlope = 0, 1
-        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
-        ds.PixelData = plane.tobytes()
-        ds.save_as(folder / f"{k + 1:03d}.dcm", enforce_file_format=True)
-    return folder
-
-
 @pytest.fixture(scope="module")
 def chaos_series(shared_data, tmp_path_factory):
     """CHAOS CT patient 3, every other slice down to the liver (0.73 x 0.73 x 4 mm, 512 x 512 x 30), as DICOM."""
     ct = sitk.ReadImage(str(shared_data / "chaos_ct3/ct.nii.gz"))[:, :, 18::2]
-    template = pydicom.dcmread(shared_data / "dcmqi_ct3slice/dicom/01.dcm")
-    return write_series(ct, template, tmp_path_factory.mktemp("chaos") / "chaos_dicom")
+    return write_ct_series(ct, tmp_path_factory.mktemp("chaos") / "chaos_dicom")
 
 
 def test_predict_dicom_seg_round_trips_the_nifti_label_map_of_the_same_run(chaos_series, tmp_path, capsys):
-    out = tmp_path / "out"
-    assert main(["predict", str(chaos_series), "-o", str(out), "--format", "nifti,dicom-seg", "--threads", "2"]) == 0
+    from ..model_fixtures import models_folder
+
+    out, models = tmp_path / "out", models_folder(tmp_path / "models")  # rule models: the export does not depend on them
+    assert main(["predict", str(chaos_series), "-o", str(out), "--format", "nifti,dicom-seg", "--threads", "2",
+                 "--models-dir", str(models)]) == 0
     printed = capsys.readouterr().out
     assert str(out / "chaos_dicom_seg.dcm") in printed and str(out / "chaos_dicom_sr.dcm") in printed
     nifti = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "chaos_dicom_seg.nii.gz")))
@@ -149,7 +128,7 @@ def test_predict_dicom_seg_round_trips_the_nifti_label_map_of_the_same_run(chaos
     seg = pydicom.dcmread(out / "chaos_dicom_seg.dcm")
     sources = sorted(pydicom.dcmread(f, stop_before_pixels=True).SOPInstanceUID for f in chaos_series.iterdir())
     assert sorted(i.ReferencedSOPInstanceUID for i in seg.ReferencedSeriesSequence[0].ReferencedInstanceSequence) == sources
-    assert seg.SegmentSequence[0].SegmentationAlgorithmIdentificationSequence[0].AlgorithmName == "livertumorseg-liver"
+    assert seg.SegmentSequence[0].SegmentationAlgorithmIdentificationSequence[0].AlgorithmName == "test-rule-liver"
     evidence = pydicom.dcmread(out / "chaos_dicom_sr.dcm").CurrentRequestedProcedureEvidenceSequence
     assert seg.SOPInstanceUID in {i.ReferencedSOPInstanceUID for study in evidence
                                   for s in study.ReferencedSeriesSequence for i in s.ReferencedSOPSequence}
@@ -201,3 +180,47 @@ def test_sr_reports_each_segment_and_lesion_and_references_the_seg(dcmqi, tmp_pa
     if shutil.which("dciodvfy"):
         check = subprocess.run(["dciodvfy", str(sr_path)], capture_output=True, text=True).stderr
         assert "Comprehensive3DSR" in check and "Error" not in check, check
+
+
+def test_sr_says_the_liver_volume_is_a_lower_bound_only_when_the_liver_is_cut_off(dcmqi, tmp_path):
+    import highdicom as hd
+
+    from LiverTumorSegLib.dicom_sr import LIVER_CUT_OFF, write_dicom_sr
+
+    series, label_path, _ = dcmqi
+    cut = _dcmqi_labels_with_a_tumor(label_path)  # 3 slices: the liver runs through the first and the last
+    inside = np.zeros_like(cut)
+    inside[1, 200:300, 200:300] = 1  # the middle slice only, away from the in-plane edges
+    evaluations = []
+    for name, labels in (("cut", cut), ("inside", inside)):
+        result = _measured_result(series, labels)
+        seg_path = write_dicom_seg(result, series, tmp_path / f"{name}_seg.dcm")
+        report = hd.sr.srread(str(write_dicom_sr(result, series, seg_path, tmp_path / f"{name}_sr.dcm"))).content
+        liver = report.get_volumetric_roi_measurement_groups()[0]
+        evaluations.append([item.ConceptCodeSequence[0].CodeMeaning for item in liver[0].ContentSequence
+                            if item.ValueType == "CODE" and item.ConceptNameCodeSequence[0].CodeValue == "121071"])
+    assert _measured_result(series, cut).liver_cut_off()[:2] == ["first slice", "last slice"]
+    assert LIVER_CUT_OFF[2] in evaluations[0] and LIVER_CUT_OFF[2] not in evaluations[1]
+
+
+def test_a_shared_ct_written_as_a_dicom_series_reads_back_and_gets_a_dicom_seg(shared_data, tmp_path, capsys):
+    """The README's one-liner: a NIfTI sample as a DICOM CT series (with a Frame of Reference), then --format dicom-seg."""
+    from LiverTumorSegLib.dicom_series import main as to_dicom
+
+    from ..model_fixtures import models_folder
+
+    ct_path, series = shared_data / "totalseg_example/ct.nii.gz", tmp_path / "ct_dicom"
+    assert to_dicom([str(ct_path), str(series)]) == 0 and to_dicom([str(ct_path), str(series)]) == 2  # never into a full folder
+    files = sorted(series.iterdir())
+    headers = [pydicom.dcmread(f, stop_before_pixels=True) for f in files]
+    assert len({h.FrameOfReferenceUID for h in headers}) == 1 and headers[0].FrameOfReferenceUID
+    assert {h.SOPClassUID for h in headers} == {"1.2.840.10008.5.1.4.1.1.2"} and len({h.SeriesInstanceUID for h in headers}) == 1
+    ct, back = sitk.ReadImage(str(ct_path)), read_image(series)
+    assert same_grid(back, ct, tol=1e-4) and np.array_equal(sitk.GetArrayFromImage(back), sitk.GetArrayFromImage(ct))
+    out, models = tmp_path / "out", models_folder(tmp_path / "models")
+    assert main(["predict", str(series), "-o", str(out), "--format", "nifti,dicom-seg", "--models-dir", str(models)]) == 0
+    nifti = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "ct_dicom_seg.nii.gz")))
+    assert (nifti == 1).any() and np.array_equal(read_dicom_seg_labels(out / "ct_dicom_seg.dcm", series), nifti)
+    if shutil.which("dciodvfy"):
+        check = subprocess.run(["dciodvfy", str(files[0])], capture_output=True, text=True).stderr
+        assert "Error" not in check, check

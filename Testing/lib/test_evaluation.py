@@ -84,6 +84,16 @@ def test_evaluate_files_gives_one_row_per_case_with_mm_from_the_header(tmp_path)
     assert rows[0]["liver_volume_ref_ml"] == pytest.approx(6 * 8 * 10 * 0.8 * 0.7 * 2.0 / 1000)
 
 
+def test_no_lesion_in_prediction_and_reference_leaves_lesion_scores_undefined_like_dice(tmp_path):
+    liver_only = np.where(labels() == 2, 1, labels()).astype(np.uint8)
+    ref = write(tmp_path / "ref" / "a.nii.gz", liver_only)
+    (row,) = evaluate_files([write(tmp_path / "pred" / "a_seg.nii.gz", liver_only)], [ref])
+    assert row["lesions_pred"] == row["lesions_ref"] == 0 and math.isnan(row["tumor_dice"])
+    assert all(math.isnan(row[k]) for k in ("lesion_precision", "lesion_recall", "lesion_f1"))
+    (stray,) = evaluate_files([write(tmp_path / "pred2" / "a_seg.nii.gz", labels())], [ref])
+    assert (stray["lesion_precision"], stray["lesion_recall"], stray["lesion_f1"]) == (0.0, 0.0, 0.0)
+
+
 @pytest.mark.parametrize("change, aspect", [
     (dict(spacing=(0.8, 0.7, 2.5)), "spacing"),
     (dict(origin=(-40.0, 12.5, 302.0)), "origin"),

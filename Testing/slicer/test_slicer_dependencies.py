@@ -15,8 +15,10 @@ tomllib = pytest.importorskip("tomllib", reason="reading pyproject.toml needs Py
 REPO = Path(__file__).resolve().parents[2]
 LIBRARY_DIR = REPO / "LiverTumorSegLib"
 SLICER_BUNDLED = {"numpy", "SimpleITK"}  # shipped with every Slicer
-# Not used inside Slicer: the command line tool, and the DICOM SEG/SR export (highdicom, imported on use).
-CLI_ONLY = {"cli.py", "dicom_seg.py", "dicom_sr.py", "cli_cohort.py", "cohort.py", "caserun.py"}  # + cohort runs (Dask, tqdm)
+# Not used inside Slicer: the command line tool, the DICOM SEG/SR export (highdicom, imported on use) and the
+# DICOM CT series writer (pydicom).
+CLI_ONLY = {"cli.py", "dicom_seg.py", "dicom_sr.py", "dicom_series.py", "cli_cohort.py", "cohort.py", "caserun.py",
+            "caseplan.py"}  # + cohort runs (Dask, tqdm)
 
 
 def _extra(name: str) -> list[Requirement]:

@@ -119,3 +119,45 @@ def csv_file(tmp_path: Path, small_lits) -> Path:
                     "a,a_ct.nii.gz,a_lab.nii.gz,1:1;5:2,train\n"
                     "b,b_ct.nii.gz,b_lab.nii.gz,1:1;5:2,val\n")
     return path
+
+
+#: The shipped default model set's cases that the suite segments, named as in its recorded
+#: Training/results/model_sets/<set>/metrics.json (made by `python -m Training.evaluate_model_sets`).
+DEFAULT_SET_CASES = ("totalseg_ct", "ct_full_pelvis", "lits117_roi_given_liver")
+
+
+def _default_set_case(shared: Path, case: str, model_set: str) -> tuple:
+    """(result, reference label map (z, y, x) or None, CT) of one case, made as Training.evaluate_model_sets makes it."""
+    from LiverTumorSegLib import segment
+    from Training.evaluate_model_sets import LITS_SPACING
+
+    ref, kw = None, {}
+    if case == "totalseg_ct":
+        ct = sitk.ReadImage(str(shared / "totalseg_example/ct.nii.gz"))
+        ref = sitk.GetArrayFromImage(sitk.ReadImage(str(shared / "totalseg_example/liver_reference.nii.gz")))
+    elif case == "ct_full_pelvis":
+        ct = sitk.ReadImage(str(shared / "totalseg_example/ct_full.nii.gz"))[:, :, :40]  # ~150 mm below the liver
+    elif case == "lits117_roi_given_liver":
+        ct, lab = (sitk.ReadImage(str(shared / f"lits117_roi/{f}.nii.gz")) for f in ("ct", "label"))
+        for img in (ct, lab):
+            img.SetSpacing(LITS_SPACING)  # the files carry 1 mm nominal; 2.5 mm slices assumed, as for the original
+        ref, kw = sitk.GetArrayFromImage(lab), {"liver_mask": lab > 0}
+    else:
+        raise KeyError(case)
+    return segment(ct, device="cpu", threads=2, force=True, model_set=model_set, **kw), ref, ct
+
+
+@pytest.fixture(scope="session")
+def default_set_results(shared_data: Path):
+    """`get(case)`: (result, reference, CT) of the shipped default model set on a DEFAULT_SET_CASES case, segmented
+    once per session however many tests ask (each costs 10-30 s on 2 CPU threads)."""
+    from LiverTumorSegLib.config import DEFAULT_MODELS_DIR
+    from LiverTumorSegLib.model_sets import list_model_sets
+
+    model_set, cache = list_model_sets(DEFAULT_MODELS_DIR)[0].name, {}
+
+    def get(case: str) -> tuple:
+        if case not in cache:
+            cache[case] = _default_set_case(shared_data, case, model_set)
+        return cache[case]
+    return get

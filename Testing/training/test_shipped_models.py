@@ -1,69 +1,94 @@
-"""The shipped models' manifests tell the truth on the shared data, and the models clear quality floors.
+"""The shipped default model set reproduces the numbers recorded for it on the shared data.
 
-The tumor path itself is tested with a rule tumor model (Testing/lib/test_tumor_path.py), independently of
-what the shipped tumor model predicts; here a better model than recorded passes, a worse one fails.
+Those numbers (Training/results/model_sets/<set>/metrics.json, made by `python -m Training.evaluate_model_sets`)
+are what the model card and `sets.json` quote; a better model passes (quality floors: test_accurate_set.py).
+The cases are the ones the suite segments anyway (`default_set_results`, shared with test_accurate_set.py). A skipped test here fails the run
+(Testing/conftest.py): a test of the shipped models that cannot run protects nothing.
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import numpy as np
 import pytest
-import SimpleITK as sitk
 
-from LiverTumorSegLib import segment
 from LiverTumorSegLib.config import DEFAULT_MODELS_DIR
-from LiverTumorSegLib.manifest import load_manifest
-from LiverTumorSegLib.metrics import evaluate_case
-from Training.config import SourceConfig
-from Training.data.adapters import list_cases, load_case
+from LiverTumorSegLib.model_sets import list_model_sets
+from LiverTumorSegLib.runtime import verified_manifest
+from Training.evaluate_model_sets import lesions_found, liver_scores
 
-TOLERANCE = 0.01  # absolute, on Dice / precision / recall / F1 / accuracy: ONNX Runtime thread-count jitter only
-RECORD = "shared_data_training_cases"
-# Minimum scores on every shared case with a reference for them (resubstitution: the models trained on these).
-# Raise these when better models ship; tumor floors start at what a tumor model must at least not break.
-FLOORS = {"liver_dice": 0.85}
+from .conftest import DEFAULT_SET_CASES
 
-
-def _recorded(stage: str) -> dict:
-    path = DEFAULT_MODELS_DIR / f"{stage}.json"
-    if not path.is_file():
-        pytest.skip(f"no shipped {stage} model")
-    return load_manifest(path).metrics.get(RECORD, {}).get("cases", {})
+pytestmark = pytest.mark.shipped_models
+RESULTS = Path(__file__).resolve().parents[2] / "Training" / "results" / "model_sets"
+TOLERANCE = 0.01  # absolute, on Dice: ONNX Runtime thread-count jitter only
+VOLUME_TOLERANCE = 0.01  # relative, on volumes (ml)
 
 
-@pytest.fixture(scope="module")
-def shipped_results(shared_data: Path) -> dict[str, dict]:
-    """Cascade metrics of the bundled models on every shared case recorded in either manifest."""
-    wanted = set(_recorded("liver")) | set(_recorded("tumor"))
-    if not wanted:
-        pytest.skip("the shipped manifests record no shared-data metrics")
-    rows = {}
-    for case in list_cases([SourceConfig("shared", str(shared_data), sorted(wanted))]):
-        ct, ref = load_case(case)
-        result = segment(ct, device="cpu", threads=2, force=True, models_dir=DEFAULT_MODELS_DIR)
-        rows[case.case_id] = evaluate_case(result.labels, sitk.GetArrayFromImage(ref), ct.GetSpacing())
-    return rows
+def _default_set():
+    """The shipped models folder's default set."""
+    return list_model_sets(DEFAULT_MODELS_DIR)[0]
 
 
-def _scores(metrics: dict) -> dict[str, float]:
-    """The recorded scores in [0, 1] (distances and counts are recorded for information only)."""
-    return {k: v for k, v in metrics.items() if v is not None and not k.endswith(("_mm", "_rvd", "_fp"))}
+def _recorded() -> dict[str, dict]:
+    """The default set's recorded rows, by case."""
+    path = RESULTS / _default_set().name / "metrics.json"
+    assert path.is_file(), f"no recorded metrics for the shipped default set: {path}"
+    return {row["case"]: row for row in json.loads(path.read_text())}
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("stage", ["liver", "tumor"])
-def test_shipped_models_reproduce_their_recorded_metrics(stage: str, shipped_results: dict[str, dict]) -> None:
-    recorded = _recorded(stage)
-    assert recorded, f"the {stage} manifest records no case"
-    for case, metrics in recorded.items():
-        for key, value in _scores(metrics).items():
-            got = shipped_results[case][key]
-            assert got >= value - TOLERANCE, f"{case} {key}: {got:.4f}, the manifest claims {value:.4f}"
+def test_the_default_set_is_shipped_whole_and_has_recorded_metrics_for_the_tested_cases():
+    mset = _default_set()
+    assert mset.default and mset.tumor is not None
+    for stage, path in (("liver", mset.liver), ("tumor", mset.tumor)):
+        verified_manifest(path, stage)  # present, and its ONNX file matches its checksum
+    assert set(DEFAULT_SET_CASES) <= set(_recorded())
+
+
+def _measured(case: str, result, ref: np.ndarray | None, ct) -> dict:
+    """This run's values of the recorded keys of `case` (Training.evaluate_model_sets' own scoring)."""
+    row = {"liver_ml": round(result.liver_volume_ml, 1), "tumor_ml": round(result.tumor_volume_ml, 2)}
+    if case == "totalseg_ct":
+        row |= liver_scores(result.labels, ref, ct.GetSpacing())
+    if case == "lits117_roi_given_liver":
+        from LiverTumorSegLib.metrics import dice
+
+        found, total = lesions_found(result.labels == 2, ref == 2, float(np.prod(ct.GetSpacing())) / 1000)
+        row |= {"tumor_dice": round(float(dice(result.labels == 2, ref == 2)), 4), "lesions_ge_0_5ml_found": found,
+                "lesions_ge_0_5ml": total}
+    return row
 
 
 @pytest.mark.slow
-def test_shipped_models_clear_the_quality_floors(shipped_results: dict[str, dict]) -> None:
-    for case, metrics in shipped_results.items():
-        for key, floor in FLOORS.items():
-            if metrics.get(key) is not None:
-                assert metrics[key] >= floor, f"{case} {key} {metrics[key]:.4f} is below the floor {floor}"
+@pytest.mark.parametrize("case", DEFAULT_SET_CASES)
+def test_the_default_set_reproduces_its_recorded_metrics(case: str, default_set_results) -> None:
+    recorded, measured = _recorded()[case], _measured(case, *default_set_results(case))
+    for key, got in measured.items():
+        want = recorded[key]
+        if key.endswith("_dice"):
+            assert got >= want - TOLERANCE, f"{case} {key}: {got:.4f}, recorded {want:.4f}"
+        elif key.endswith("_ml"):
+            assert abs(got - want) <= max(VOLUME_TOLERANCE * want, 0.5), f"{case} {key}: {got} ml, recorded {want} ml"
+        else:
+            assert got >= want - 1 if key.endswith("_found") else got == want, f"{case} {key}: {got}, recorded {want}"
+
+
+def test_a_skipped_test_of_the_shipped_models_fails_the_run():
+    from _pytest.reports import TestReport
+
+    from ..conftest import fail_skipped_shipped_model_test
+
+    class Item:
+        def __init__(self, marked: bool):
+            self.marked = marked
+
+        def get_closest_marker(self, name):
+            return object() if self.marked and name == "shipped_models" else None
+
+    reports = {}
+    for marked in (True, False):
+        reports[marked] = TestReport("t", ("t.py", 0, "t"), {}, "skipped", ("t.py", 1, "Skipped: no shipped liver model"), "setup")
+        fail_skipped_shipped_model_test(Item(marked), reports[marked])
+    assert reports[True].failed and "no shipped liver model" in str(reports[True].longrepr)
+    assert reports[False].skipped  # other tests may still skip (e.g. without CUDA)

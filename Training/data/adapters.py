@@ -7,7 +7,6 @@ from __future__ import annotations
 import csv
 import json
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -18,30 +17,8 @@ from LiverTumorSegLib.io import read_image
 from LiverTumorSegLib.resample import resample_labels
 
 from ..config import SourceConfig
-
-
-@dataclass(frozen=True)
-class LabelPart:
-    """One label file: `mapping` source value -> target label; empty mapping = any non-zero -> `value`."""
-
-    path: str
-    mapping: dict[int, int] = field(default_factory=dict)
-    value: int = 0
-
-
-@dataclass(frozen=True)
-class Case:
-    """One CT with its labels; `tumors_annotated` says whether absent label 2 means 'no tumor'."""
-
-    case_id: str
-    image: str  # a volume file or a DICOM series folder
-    labels: tuple[LabelPart, ...]
-    tumors_annotated: bool = True
-    split: str = ""  # optional fixed split from the source (train | val | test)
-    source: str = ""
-    soft_target: str = ""  # distillation: a teacher probability (.npz of Training.teacher_labels); labels = p > 0.5
-    hard_negatives: LabelPart | None = None  # organs next to the liver: patch centres for hard-negative sampling
-    z_slices: tuple[int, int] | None = None  # use only CT slices [a, b) (image k index), e.g. a no-liver slab
+from .case import Case, LabelPart
+from .distill_sources import negative_cases, teacher_cases
 
 
 def _mapped(part: LabelPart, arr: np.ndarray) -> np.ndarray:
@@ -158,9 +135,7 @@ ADAPTERS = {"lits": lits_cases, "msd": msd_cases, "ircadb": ircadb_cases, "csv":
 
 
 def all_adapters() -> dict:
-    """ADAPTERS plus the distillation sources (imported lazily: they build on `Case` above)."""
-    from .distill_sources import negative_cases, teacher_cases
-
+    """ADAPTERS plus the distillation sources."""
     return {**ADAPTERS, "teacher": teacher_cases, "negatives": negative_cases}
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .adapters import Case, LabelPart
+from .case import Case, LabelPart
 from .shared_cts import HARD_NEGATIVE_MAP, HARD_NEGATIVE_ORGANS, shared_ct, slices_above
 
 PELVIS_SLICES = (0, 40)  # totalseg_example/ct_full.nii.gz slices 0-39: pelvis, no liver (shared README)

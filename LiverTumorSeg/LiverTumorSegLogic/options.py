@@ -1,0 +1,24 @@
+"""How to run the cascade from Slicer: shared by the logic and the batch (so the batch need not import the logic)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How to run the cascade: device ("auto" | "cpu" | "cuda"), fast mode, liver only, smallest lesion kept."""
+
+    device: str = "auto"
+    fast: bool = False
+    liverOnly: bool = False
+    minLesionMm3: float | None = None  # None: the library's default
+    modelSet: str = ""  # a model set of the library's models folder; "" = its default (or "fast" with `fast`)
+
+    def segmentKwargs(self) -> dict:
+        """The keyword options of LiverTumorSegLib.segment for this run: the one place to add a new option."""
+        kwargs = {"device": self.device, "fast": self.fast, "liver_only": self.liverOnly}
+        if self.modelSet:
+            kwargs["model_set"] = self.modelSet
+        if self.minLesionMm3 is not None:
+            kwargs["min_lesion_mm3"] = float(self.minLesionMm3)
+        return kwargs
