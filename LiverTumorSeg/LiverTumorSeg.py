@@ -30,6 +30,7 @@ from LiverTumorSegLogic import dependencies, slicercompat
 
 DEVICE_LABELS = {"auto": "Auto", "cpu": "CPU", "cuda": "GPU (CUDA)"}
 POLL_INTERVAL_MS = 100
+CANCEL_WAIT_S = 5.0  # closing the scene waits this long for a killed engine to be gone
 
 
 #
@@ -285,7 +286,7 @@ class LiverTumorSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             return True if slicer.util.confirmOkCancelDisplay(question, windowTitle=_("Replace segments")) else None
 
     def onCancelButton(self) -> None:
-        """Stop the engine process now; the next poll reports the cancellation."""
+        """Kill the engine's processes (returns at once); Apply stays disabled until the polls see them gone."""
         if self._run is not None:
             self.ui.statusLabel.text = _("Cancelling...")
             self._run.cancel()
@@ -293,7 +294,8 @@ class LiverTumorSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def _cancelRun(self) -> None:
         """Cancel and forget any run without applying its result (scene closing, module unloading)."""
         if self._run is not None:
-            self._run.cancel()
+            self._run.cancel()  # kills the engine's process tree; the wait is for the operating system to end it
+            self._run.wait(CANCEL_WAIT_S)
         self._pollTimer.stop()
         self._run, self._pending = None, None
 

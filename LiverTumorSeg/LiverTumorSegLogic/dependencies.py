@@ -17,9 +17,13 @@ RUNTIME_PINS: dict[str, list[tuple[tuple[int, int], str]]] = {
     "onnxruntime": [((3, 9), "onnxruntime==1.19.2"), ((99, 0), "onnxruntime==1.31.1")],
     "cc3d": [((99, 0), "connected-components-3d==4.1.1")],
     "scipy": [((99, 0), "scipy==1.13.1")],  # bundled by Slicer 5.8 and 5.10 (1.13.1): only if missing
+    # Cancel kills the PythonSlicer launcher's child processes with it; not bundled by Slicer 5.8.1 / 5.10.0
+    # (no psutil anywhere in Slicer's source at those tags). abi3 wheels for every platform, Python >= 3.6.
+    "psutil": [((99, 0), "psutil==7.2.2")],
 }
 GPU_PINS: list[tuple[tuple[int, int], str]] = [((3, 9), "onnxruntime-gpu==1.19.2"), ((99, 0), "onnxruntime-gpu==1.31.1")]
-RUNTIME_PACKAGES: dict[str, str] = {"onnxruntime": "onnxruntime", "cc3d": "connected-components-3d", "scipy": "scipy"}
+RUNTIME_PACKAGES: dict[str, str] = {"onnxruntime": "onnxruntime", "cc3d": "connected-components-3d", "scipy": "scipy",
+                                    "psutil": "psutil"}
 
 
 def pinFor(pins: list[tuple[tuple[int, int], str]], pythonVersion: tuple[int, int]) -> str:

@@ -4,7 +4,8 @@ Run by engine_process.py as `PythonSlicer engine_worker.py WORKDIR` (any Python 
 importable). Reads WORKDIR/request.json and WORKDIR/input.npy, writes WORKDIR/labels.npy and
 WORKDIR/result.json, and prints one `LIVERTUMORSEG {json}` line per event on stdout:
 {"event": "progress", "fraction", "message"}, {"event": "error", "type", "message", "traceback"} or
-{"event": "done"}. It exits when its stdin closes (the parent is gone). Python 3.9 compatible; no Slicer.
+{"event": "done"}, after a first {"event": "started", "pid"} naming this process (under Slicer the
+parent only knows the PythonSlicer launcher's pid). It exits when its stdin closes (the parent is gone). Python 3.9 compatible; no Slicer.
 `engine_worker.py --probe` prints one {"event": "devices", "devices", "reason"} line: the devices that
 really work here (onnxruntime-gpu lists CUDA even where CUDA's libraries or driver are unusable).
 """
@@ -115,6 +116,7 @@ def main(argv: list) -> int:
             emit("devices", devices=devices, reason=reason)
             return 0
         exitWhenParentCloses()
+        emit("started", pid=os.getpid())  # under PythonSlicer this is the launcher's child, not the parent's
         run(Path(argv[1]))
     except BaseException as exc:  # reported to the parent, which shows it
         emit("error", type=type(exc).__name__, message=str(exc), traceback=traceback.format_exc())
