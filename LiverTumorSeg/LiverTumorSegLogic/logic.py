@@ -168,7 +168,7 @@ class LiverTumorSegLogic:
         """Write segments, lesion table and summary attributes (new nodes are appended to `created`)."""
         ijkToRas = nodes.ijkToRas(volumeNode)
         for spec in self.segmentSpecs(liverOnly):
-            nodes.writeSegment(segmentationNode, spec, result.labels == spec.label, ijkToRas)
+            nodes.writeSegment(segmentationNode, spec, self.segmentMask(result.labels, spec.label), ijkToRas)
         tableNode = nodes.lesionTableNode(segmentationNode)
         if tableNode is None:
             tableNode = nodes.lesionTableNode(segmentationNode, create=True)
@@ -176,6 +176,13 @@ class LiverTumorSegLogic:
             nodes.placeBeside(tableNode, volumeNode)
         nodes.fillLesionTable(tableNode, result.lesions)
         nodes.storeSummary(segmentationNode, result)
+
+    @staticmethod
+    def segmentMask(labels, label: int):
+        """The (z, y, x) bool mask of one segment: "Liver" holds its tumors (they overlap, as in LiTS)."""
+        from LiverTumorSegLib import LIVER, TUMOR
+
+        return (labels == LIVER) | (labels == TUMOR) if label == LIVER else labels == label
 
     @staticmethod
     def segmentSpecs(liverOnly: bool = False) -> list:
