@@ -99,18 +99,36 @@ def probeDevices(command: list[str] | None = None, timeout: float = 120.0) -> tu
     return ["cpu"], "the device check failed: " + done.stderr.decode("utf-8", "replace").strip()[-300:]
 
 
-def writeRequest(workDir: Path, voxels: np.ndarray, geometry: dict, segmentKwargs: dict) -> None:
-    """Put the voxels (z, y, x) and the request (geometry + `segment` keyword options) into `workDir`."""
+@dataclass(frozen=True)
+class EngineTask:
+    """What the engine does beyond `segment(volume, **kwargs)`: inside a given liver, or one lesion at a point.
+
+    `liverMask` (z, y, x, non-zero = liver) replaces the liver stage (Find tumors, Add lesion);
+    `lesionAt` (x, y, z voxel index) asks for the one lesion there (Add lesion): the result is a bool mask.
+    """
+
+    liverMask: np.ndarray | None = None
+    lesionAt: tuple[int, int, int] | None = None
+
+
+def writeRequest(workDir: Path, voxels: np.ndarray, geometry: dict, segmentKwargs: dict,
+                 task: EngineTask = EngineTask()) -> None:
+    """Put the voxels (z, y, x), any liver mask and the request (geometry + `segment` options) into `workDir`."""
     np.save(workDir / protocol.INPUT, np.ascontiguousarray(voxels))
-    request = {"geometry": geometry, "segment": segmentKwargs}
+    if task.liverMask is not None:
+        np.save(workDir / protocol.LIVER_MASK, np.ascontiguousarray(task.liverMask, dtype=np.uint8))
+    request = {"geometry": geometry, "segment": segmentKwargs,
+               "lesion_at": [int(v) for v in task.lesionAt] if task.lesionAt is not None else None}
     (workDir / protocol.REQUEST).write_text(json.dumps(request))
 
 
 def readResult(workDir: Path, geometry: dict):
-    """The SegmentationResult the child wrote into `workDir` (labels on the input grid)."""
+    """The SegmentationResult the child wrote into `workDir` (labels on the input grid); a bool mask for lesion_at."""
     from LiverTumorSegLib import Geometry, Lesion, SegmentationResult
 
     info = json.loads((workDir / protocol.RESULT).read_text())
+    if info.get("lesion_at"):
+        return np.load(workDir / protocol.LABELS).astype(bool)
     lesions = [Lesion(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}) for d in info["lesions"]]
     return SegmentationResult(
         labels=np.load(workDir / protocol.LABELS), geometry=Geometry(**{k: tuple(v) for k, v in geometry.items()}),
@@ -170,7 +188,7 @@ class EngineRun:
     """
 
     def __init__(self, voxels: np.ndarray, geometry: dict, segmentKwargs: dict,
-                 command: list[str] | None = None) -> None:
+                 command: list[str] | None = None, task: EngineTask = EngineTask()) -> None:
         """Prepare (not start) a run; `command` replaces `[enginePython(), engine_worker.py]` (tests)."""
         self._geometry = {key: [float(v) for v in value] for key, value in geometry.items()}
         self._command = list(command) if command else [enginePython(), str(WORKER_SCRIPT)]
@@ -187,7 +205,7 @@ class EngineRun:
         self._doomed: list = []  # the processes cancel() killed (psutil), until they are all gone
         self._endedAt: float | None = None
         try:
-            writeRequest(self._workDir, voxels, self._geometry, segmentKwargs)
+            writeRequest(self._workDir, voxels, self._geometry, segmentKwargs, task)
         except BaseException:
             self._removeWorkDir()
             raise

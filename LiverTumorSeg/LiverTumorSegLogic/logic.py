@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+
+import numpy as np
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
-from . import batch, nodes
+from . import batch, editing, nodes
 from .dependencies import requireDependencies
-from .engine_process import EngineRun, Progress, probeDevices, runToCompletion
+from .engine_process import EngineRun, EngineTask, Progress, probeDevices, runToCompletion
 from . import presets
 from .presets import windowPresets
 
@@ -166,16 +168,176 @@ class LiverTumorSegLogic:
     def _writeResult(self, volumeNode, result: "SegmentationResult", segmentationNode, liverOnly: bool,
                      created: list) -> None:
         """Write segments, lesion table and summary attributes (new nodes are appended to `created`)."""
+        from LiverTumorSegLib import LIVER
+
         ijkToRas = nodes.ijkToRas(volumeNode)
+        keptTumor = liverOnly and "Liver tumor" in nodes.segmentNames(segmentationNode)
         for spec in self.segmentSpecs(liverOnly):
-            nodes.writeSegment(segmentationNode, spec, self.segmentMask(result.labels, spec.label), ijkToRas)
-        tableNode = nodes.lesionTableNode(segmentationNode)
-        if tableNode is None:
-            tableNode = nodes.lesionTableNode(segmentationNode, create=True)
-            created.append(tableNode)
-            nodes.placeBeside(tableNode, volumeNode)
-        nodes.fillLesionTable(tableNode, result.lesions)
+            mask = self.segmentMask(result.labels, spec.label)
+            if keptTumor and spec.label == LIVER:  # the kept tumors stay inside the new liver
+                mask = mask | editing.segmentArray(segmentationNode, "Liver tumor", volumeNode)
+            nodes.writeSegment(segmentationNode, spec, mask, ijkToRas)
+        segmentationNode.SetNodeReferenceID(editing.VOLUME_ROLE, volumeNode.GetID())
+        if nodes.lesionTableNode(segmentationNode) is None:
+            created.append(nodes.lesionTableNode(segmentationNode, create=True))
+            nodes.placeBeside(created[-1], volumeNode)
+        if keptTumor:  # a liver-only re-run keeps the tumor segment: the table and summary describe it
+            result = editing.resultFromLabels(volumeNode, editing.labelsOf(segmentationNode, volumeNode),
+                                              {"device": result.device, "model_set": result.model_set})
+        nodes.fillLesionTable(nodes.lesionTableNode(segmentationNode), result.lesions)
         nodes.storeSummary(segmentationNode, result)
+
+    # Correct and re-run (the Liver segment edited in the Segment Editor, lesions added or removed)
+
+    def findTumorsRun(self, volumeNode, segmentationNode, options: RunOptions = RunOptions()) -> EngineRun:
+        """An engine run (not started) of the tumor stage alone inside the segmentation's (edited) Liver."""
+        requireDependencies()
+        liver = self._editedLiver(volumeNode, segmentationNode)
+        voxels, geometry = nodes.voxelsAndGeometry(self.volumeFromNode(volumeNode))
+        return EngineRun(voxels, geometry, options.segmentKwargs(), self.engineCommand, EngineTask(liverMask=liver))
+
+    def findTumors(self, volumeNode, segmentationNode, options: RunOptions = RunOptions(),
+                   progress: Progress | None = None, cancel: threading.Event | None = None):
+        """Re-run only the tumor stage inside the edited "Liver" segment; replace "Liver tumor" and the table.
+
+        Can be used without GUI widget; `undo(segmentationNode)` puts the previous tumors back.
+        """
+        result = runToCompletion(self.findTumorsRun(volumeNode, segmentationNode, options), progress, cancel)
+        return self.applyTumors(volumeNode, segmentationNode, result)
+
+    def applyTumors(self, volumeNode, segmentationNode, result: "SegmentationResult"):
+        """Put a Find-tumors result into the segmentation: "Liver tumor", the lesion table and the summary."""
+        from LiverTumorSegLib import TUMOR
+
+        self._checkEditable(volumeNode, segmentationNode, result.labels.shape)
+        liver = editing.segmentArray(segmentationNode, "Liver", volumeNode)
+        editing.snapshot(segmentationNode)
+        self._writeEdited(volumeNode, segmentationNode, (result.labels == TUMOR) & liver, result)  # in the edited liver only
+        return segmentationNode
+
+    def addLesionRun(self, volumeNode, segmentationNode, rasPoint, options: RunOptions = RunOptions()) -> EngineRun:
+        """An engine run (not started) that segments the one lesion at a world RAS point inside the Liver."""
+        requireDependencies()
+        liver = self._editedLiver(volumeNode, segmentationNode)
+        ijk = self._pointIndex(volumeNode, rasPoint)
+        voxels, geometry = nodes.voxelsAndGeometry(self.volumeFromNode(volumeNode))
+        return EngineRun(voxels, geometry, options.segmentKwargs(), self.engineCommand,
+                         EngineTask(liverMask=liver, lesionAt=ijk))
+
+    def addLesionAt(self, volumeNode, segmentationNode, rasPoint, options: RunOptions = RunOptions(),
+                    progress: Progress | None = None, cancel: threading.Event | None = None) -> int:
+        """Segment a lesion the model missed around a world RAS point; add it to "Liver tumor" and the table.
+
+        Returns the new lesion's id in the table. Raises LiverTumorSegError when no lesion is found there.
+        Can be used without GUI widget; `undo(segmentationNode)` removes it again.
+        """
+        mask = runToCompletion(self.addLesionRun(volumeNode, segmentationNode, rasPoint, options), progress, cancel)
+        return self.applyAddedLesion(volumeNode, segmentationNode, mask, rasPoint)
+
+    def applyAddedLesion(self, volumeNode, segmentationNode, mask, rasPoint) -> int:
+        """Add a lesion mask (z, y, x on the volume's grid) to "Liver tumor" (and "Liver"); return its table id."""
+        from LiverTumorSegLib.errors import LiverTumorSegError
+
+        self._checkEditable(volumeNode, segmentationNode, mask.shape)
+        if not mask.any():
+            raise LiverTumorSegError(f"no lesion found at {tuple(round(v, 1) for v in rasPoint)}: place the point on the "
+                                     "lesion's centre, or draw the lesion in the Segment Editor")
+        editing.snapshot(segmentationNode)
+        tumor = editing.segmentArray(segmentationNode, "Liver tumor", volumeNode) | mask
+        result = self._writeEdited(volumeNode, segmentationNode, tumor)
+        lesion = editing.componentAt(tumor, self._pointIndex(volumeNode, rasPoint), tuple(volumeNode.GetSpacing())[::-1])
+        return self._lesionIdAt(volumeNode, result, lesion if lesion.any() else mask)
+
+    def removeLesionAt(self, segmentationNode, rasPoint, volumeNode=None) -> int:
+        """Remove the lesion under a world RAS point from "Liver tumor" and its row; return its former id.
+
+        `volumeNode` defaults to the CT the segmentation was made from. Raises LiverTumorSegError when no lesion
+        is under the point. Can be used without GUI widget; `undo(segmentationNode)` puts it back.
+        """
+        from LiverTumorSegLib.errors import LiverTumorSegError
+
+        volumeNode = volumeNode or editing.referencedVolume(segmentationNode)
+        self._checkEditable(volumeNode, segmentationNode, None)
+        ijk = self._pointIndex(volumeNode, rasPoint)
+        tumor = editing.segmentArray(segmentationNode, "Liver tumor", volumeNode)
+        lesion = editing.componentAt(tumor, ijk, tuple(volumeNode.GetSpacing())[::-1])
+        if not lesion.any():
+            raise LiverTumorSegError(f"no lesion of '{segmentationNode.GetName()}' at {tuple(round(v, 1) for v in rasPoint)}")
+        before = editing.resultFromLabels(volumeNode, editing.labelsOf(segmentationNode, volumeNode), {})
+        lesionId = self._lesionIdAt(volumeNode, before, lesion)
+        editing.snapshot(segmentationNode)
+        self._writeEdited(volumeNode, segmentationNode, tumor & ~lesion)
+        return lesionId
+
+    @staticmethod
+    def canUndo(segmentationNode) -> bool:
+        """True when Find tumors / Add / Remove lesion on this segmentation can be undone."""
+        return editing.canRestore(segmentationNode)
+
+    @staticmethod
+    def undo(segmentationNode) -> bool:
+        """Undo the last Find tumors / Add / Remove lesion: segments, table and summary as before (False if none)."""
+        return editing.restore(segmentationNode)
+
+    def _editedLiver(self, volumeNode, segmentationNode):
+        """The segmentation's "Liver" on the volume's grid; InvalidInputError when it is missing or empty."""
+        from LiverTumorSegLib.errors import InvalidInputError
+
+        self._checkEditable(volumeNode, segmentationNode, None)
+        liver = editing.segmentArray(segmentationNode, "Liver", volumeNode)
+        if not liver.any():
+            raise InvalidInputError(f"segmentation '{segmentationNode.GetName()}' has no (or an empty) 'Liver' segment: "
+                                    "segment the liver first, or draw it in the Segment Editor")
+        return liver
+
+    def _checkEditable(self, volumeNode, segmentationNode, shape) -> None:
+        """InvalidInputError unless the volume is a CT in the segmentation's scene, on the grid of `shape`."""
+        from LiverTumorSegLib.errors import InvalidInputError
+
+        nodes.checkVolumeNode(volumeNode)
+        if segmentationNode is None or segmentationNode.GetScene() is not volumeNode.GetScene():
+            raise InvalidInputError("select a segmentation of this CT (made by this module or with a 'Liver' segment)")
+        if shape is not None and tuple(shape) != nodes.arrayShape(volumeNode):
+            raise InvalidInputError(f"volume '{volumeNode.GetName()}' changed size while it was being segmented")
+
+    def _pointIndex(self, volumeNode, rasPoint) -> tuple[int, int, int]:
+        """The voxel index (x, y, z) of a world RAS point; InvalidInputError outside the volume."""
+        from LiverTumorSegLib.errors import InvalidInputError
+
+        ijk = editing.worldToIjk(volumeNode, rasPoint)
+        if not editing.insideVolume(volumeNode, ijk):
+            raise InvalidInputError(f"the point {tuple(round(v, 1) for v in rasPoint)} is outside '{volumeNode.GetName()}'")
+        return ijk
+
+    def _writeEdited(self, volumeNode, segmentationNode, tumor, result=None):
+        """Write "Liver tumor" (and "Liver" grown to hold it), then the table and summary measured from them."""
+        from LiverTumorSegLib import LIVER, TUMOR
+        from LiverTumorSegLib.terminology import SEGMENTS
+
+        specs = {spec.label: spec for spec in SEGMENTS}
+        ijkToRas = nodes.ijkToRas(volumeNode)
+        liver = editing.segmentArray(segmentationNode, "Liver", volumeNode)
+        if (tumor & ~liver).any():
+            nodes.writeSegment(segmentationNode, specs[LIVER], liver | tumor, ijkToRas)
+        nodes.writeSegment(segmentationNode, specs[TUMOR], tumor, ijkToRas)
+        previous = nodes.readSummary(segmentationNode)
+        if result is not None:
+            previous = {"device": result.device, "model_set": result.model_set}
+        measured = editing.resultFromLabels(volumeNode, editing.labelsOf(segmentationNode, volumeNode), previous)
+        if result is not None:
+            measured.warnings, measured.timings = list(result.warnings), dict(result.timings)
+        tableNode = nodes.lesionTableNode(segmentationNode) or nodes.lesionTableNode(segmentationNode, create=True)
+        nodes.fillLesionTable(tableNode, measured.lesions)
+        nodes.storeSummary(segmentationNode, measured)
+        return measured
+
+    @staticmethod
+    def _lesionIdAt(volumeNode, result, lesion) -> int:
+        """The id in `result` of the lesion whose voxels are `lesion` (z, y, x): same size, nearest centroid."""
+        zyx = np.argwhere(lesion)
+        ras = (nodes.ijkToRas(volumeNode) @ np.append(zyx[:, ::-1].mean(0), 1.0))[:3]
+        same = [l for l in result.lesions if l.voxels == len(zyx)] or result.lesions
+        return min(same, key=lambda l: float(np.linalg.norm(np.asarray(l.centroid_ras) - ras))).id
 
     @staticmethod
     def segmentMask(labels, label: int):
