@@ -54,6 +54,8 @@ class LiverTumorSegLogic:
 
     engineCommand: list[str] | None = None
     _devices: tuple[list[str], str] | None = None  # probeDevices() result, shared by all instances
+    _deviceCheck: threading.Thread | None = None  # the thread computing _devices
+    _deviceLock = threading.Lock()
 
     def process(self, volumeNode, segmentationNode=None, device: str = "auto", fast: bool = False,
                 liverOnly: bool = False, minLesionMm3: float | None = None, progress: Progress | None = None,
@@ -371,8 +373,12 @@ class LiverTumorSegLogic:
 
     @staticmethod
     def lesionCentroid(segmentationNode, lesionId: int, volumeNode=None) -> tuple[float, float, float]:
-        """World RAS position (mm) of a lesion's centroid, for jumping slice views to it."""
-        return nodes.lesionCentroidWorld(nodes.lesionTableNode(segmentationNode), lesionId, volumeNode)
+        """World RAS position (mm) of a lesion's centroid, for jumping slice views to it.
+
+        Placed through the segmentation's own parent transform (that of the CT it was made from); `volumeNode`
+        is ignored (kept for callers of earlier versions): the selected volume may be another one.
+        """
+        return nodes.lesionCentroidWorld(nodes.lesionTableNode(segmentationNode), lesionId, segmentationNode)
 
     @staticmethod
     def presetNames() -> list[str]:
@@ -396,11 +402,33 @@ class LiverTumorSegLogic:
         nodes.applyWindow(volumeNode, available[presetName])
 
     def availableDevices(self) -> list[str]:
-        """Devices the engine can really use here: ["cpu"] or ["cpu", "cuda"] (checked once, in the engine process)."""
+        """Devices the engine can really use here: ["cpu"] or ["cpu", "cuda"] (checked once, in the engine process).
+
+        Blocks until the check is done (seconds: it starts the engine); the panel uses startDeviceCheck().
+        """
         requireDependencies()
-        if LiverTumorSegLogic._devices is None:
-            LiverTumorSegLogic._devices = probeDevices(self.engineCommand)
+        self.startDeviceCheck()
+        LiverTumorSegLogic._deviceCheck.join()
         return list(LiverTumorSegLogic._devices[0])
+
+    def startDeviceCheck(self) -> None:
+        """Start the one-time device check in a background thread (returns at once; see knownDevices)."""
+        requireDependencies()
+        with LiverTumorSegLogic._deviceLock:
+            if LiverTumorSegLogic._deviceCheck is None:
+                command = self.engineCommand
+
+                def check() -> None:
+                    LiverTumorSegLogic._devices = probeDevices(command)
+
+                LiverTumorSegLogic._deviceCheck = threading.Thread(target=check, name="LiverTumorSeg-devices", daemon=True)
+                LiverTumorSegLogic._deviceCheck.start()
+
+    @staticmethod
+    def knownDevices() -> tuple[list[str], str] | None:
+        """(usable devices, why CUDA is not) once the background device check is done, else None."""
+        devices = LiverTumorSegLogic._devices
+        return (list(devices[0]), devices[1]) if devices is not None else None
 
     def cudaUnavailableReason(self) -> str:
         """Why CUDA cannot be used here ("" when it can), from the same one-time engine check."""
