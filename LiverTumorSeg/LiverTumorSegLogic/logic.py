@@ -21,17 +21,16 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class RunOptions:
-    """How to run the cascade: device ("auto" | "cpu" | "cuda"), fast mode, liver only, smallest lesion kept."""
+    """How to run the cascade: device ("auto" | "cpu" | "cuda"), liver only, smallest lesion kept, model set."""
 
     device: str = "auto"
-    fast: bool = False
     liverOnly: bool = False
     minLesionMm3: float | None = None  # None: the library's default
-    modelSet: str = ""  # a model set of the library's models folder; "" = its default (or "fast" with `fast`)
+    modelSet: str = ""  # a model set of the library's models folder (its sets.json); "" = its default
 
     def segmentKwargs(self) -> dict:
         """The keyword options of LiverTumorSegLib.segment for this run: the one place to add a new option."""
-        kwargs = {"device": self.device, "fast": self.fast, "liver_only": self.liverOnly}
+        kwargs = {"device": self.device, "liver_only": self.liverOnly}
         if self.modelSet:
             kwargs["model_set"] = self.modelSet
         if self.minLesionMm3 is not None:
@@ -57,9 +56,9 @@ class LiverTumorSegLogic:
     _deviceCheck: threading.Thread | None = None  # the thread computing _devices
     _deviceLock = threading.Lock()
 
-    def process(self, volumeNode, segmentationNode=None, device: str = "auto", fast: bool = False,
-                liverOnly: bool = False, minLesionMm3: float | None = None, progress: Progress | None = None,
-                cancel: threading.Event | None = None, replaceSegments: bool = False):
+    def process(self, volumeNode, segmentationNode=None, device: str = "auto", liverOnly: bool = False,
+                minLesionMm3: float | None = None, progress: Progress | None = None,
+                cancel: threading.Event | None = None, replaceSegments: bool = False, modelSet: str = ""):
         """Segment the liver and liver tumors of a CT volume node; return the segmentation node.
 
         Can be used without GUI widget. By default a new segmentation node is created; segments
@@ -69,15 +68,15 @@ class LiverTumorSegLogic:
         with CancelledError. Bad input raises InvalidInputError / NotCTError; in every error case the
         scene is left as it was.
         """
-        options = RunOptions(device, fast, liverOnly, minLesionMm3)
+        options = RunOptions(device, liverOnly, minLesionMm3, modelSet)
         self.checkOutput(segmentationNode, replaceSegments, liverOnly)
         result = self.segmentVolume(self.volumeFromNode(volumeNode), options, progress, cancel)
         return self.applyResult(volumeNode, result, segmentationNode, replaceSegments, liverOnly)
 
     def processFiles(self, inputPaths: Sequence[str | Path], outputDir: str | Path, overwrite: bool = False,
-                     device: str = "auto", fast: bool = False, liverOnly: bool = False,
+                     device: str = "auto", liverOnly: bool = False,
                      minLesionMm3: float | None = None, progress: Progress | None = None,
-                     cancel: threading.Event | None = None) -> list[batch.CaseReport]:
+                     cancel: threading.Event | None = None, modelSet: str = "") -> list[batch.CaseReport]:
         """Segment CT files, DICOM series folders or folders of CT files into `outputDir`.
 
         Writes `<case>.seg.nrrd` (segments "Liver" / "Liver tumor") and `<case>_lesions.csv` per case.
@@ -87,7 +86,7 @@ class LiverTumorSegLogic:
         "done", "skipped" or "failed"; "cancelled" for the case a cancel interrupted, which ends the
         batch). Nodes created on the way are removed again.
         """
-        options = RunOptions(device, fast, liverOnly, minLesionMm3)
+        options = RunOptions(device, liverOnly, minLesionMm3, modelSet)
         return batch.processFiles(self, inputPaths, Path(outputDir), options, overwrite, progress, cancel)
 
     def volumeFromNode(self, volumeNode) -> "Volume":
@@ -112,6 +111,18 @@ class LiverTumorSegLogic:
         voxels, geometry = nodes.voxelsAndGeometry(volume)
         run = EngineRun(voxels, geometry, options.segmentKwargs(), self.engineCommand)
         return runToCompletion(run, progress, cancel)
+
+    @staticmethod
+    def modelSets() -> list:
+        """The model sets of the library's models folder (its sets.json), the default first; [] if unreadable."""
+        from LiverTumorSegLib.config import models_dir
+        from LiverTumorSegLib.errors import LiverTumorSegError
+        from LiverTumorSegLib.model_sets import list_model_sets
+
+        try:
+            return list_model_sets(models_dir())
+        except LiverTumorSegError:
+            return []
 
     @staticmethod
     def modelSetLine(result: "SegmentationResult") -> str:
