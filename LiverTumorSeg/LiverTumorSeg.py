@@ -248,20 +248,22 @@ class LiverTumorSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     # Dependencies
 
     def ensureDependencies(self) -> bool:
-        """True when the runtime packages are importable; otherwise ask once and install them."""
-        missing = dependencies.missingModules()
-        if not missing:
+        """True when the runtime packages are usable; otherwise ask once and install (or repair) them."""
+        problems = dependencies.dependencyProblems()
+        if not problems:
             return True
         if self._installing:  # pip_install pumps the event loop: a second click must not start a second install
             return False
-        requirements = dependencies.pipRequirements(missing, dependencies.hasNvidiaGpu())
+        arguments = dependencies.pipArguments(problems, dependencies.hasNvidiaGpu())
+        requirements = [a for a in arguments if not a.startswith("--")]
         if self._installDeclined:
             self.ui.statusLabel.text = _("Needs {packages}; reopen Slicer to be asked again.").format(
                 packages=", ".join(requirements))
             return False
-        question = _("LiverTumorSeg needs these Python packages, which are not installed yet:\n\n{packages}\n\n"
-                     "Install them now? This downloads them once (up to a few hundred MB) and may take a few minutes.").format(
-            packages="\n".join(requirements))
+        states = "\n".join(f"{name}: {reason}" for name, reason in problems.items())
+        question = _("LiverTumorSeg needs these Python packages, which are not usable yet:\n\n{states}\n\n"
+                     "Install {packages} now? This downloads them once (up to a few hundred MB) and may take a few "
+                     "minutes.").format(states=states, packages=", ".join(requirements))
         if not slicer.util.confirmOkCancelDisplay(question, windowTitle=_("Install dependencies")):
             self._installDeclined = True
             return False
@@ -269,9 +271,11 @@ class LiverTumorSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._updateButtons()
         self.ui.statusLabel.text = _("Installing {packages}...").format(packages=", ".join(requirements))
         try:
-            with slicer.util.tryWithErrorDisplay(_("Failed to install {packages}.").format(packages=", ".join(requirements)),
-                                                 waitCursor=True):
-                slicer.util.pip_install(requirements)
+            slicer.util.pip_install(arguments)
+        except Exception as exc:  # pip failed: most often no internet; say how to install offline
+            logging.error("LiverTumorSeg: installing %s failed: %s", requirements, exc)
+            details = {"detailedText": dependencies.offlineAdvice(requirements) + f"\n\n{exc}"}  # never None
+            slicer.util.errorDisplay(_("Failed to install {packages}.").format(packages=", ".join(requirements)), **details)
         finally:
             self._installing = False
             self._updateButtons()
