@@ -52,7 +52,9 @@ class LiverTumorSeg(ScriptedLoadableModule):
             "Segments the liver and liver tumors in an abdominal CT with a fast two-stage (liver, then tumor) "
             "network cascade. Select the CT, press Apply, and edit the resulting <b>Liver</b> and "
             "<b>Liver tumor</b> segments in the Segment Editor. The lesion table lists every tumor with its "
-            "volume, longest axial diameter and centroid; click a row to jump to it. For batch processing "
+            "volume, longest axial diameter and centroid; click a row to jump to it. Under <b>Correct and re-run</b>, "
+            "Find tumors re-runs the tumor stage inside your edited Liver segment, Add / Remove lesion work on a "
+            "placed point, and Undo puts the segmentation back. For batch processing "
             "from the Python console use "
             "<code>slicer.util.getModuleLogic(\"LiverTumorSeg\").processFiles(paths, outputDir)</code>. "
             "Research use only: not a medical device.")
@@ -226,7 +228,7 @@ class LiverTumorSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         busy = self._run is not None or self._installing
         self.ui.applyButton.enabled = hasInput and not busy
         target = self._targetSegmentation()
-        hasPoint = self._lesionPoint() is not None
+        hasPoint = self.ui.pointSelector.currentNode() is not None  # a point list; its last point is checked on click
         self.ui.findTumorsButton.enabled = hasInput and target is not None and not busy
         self.ui.addLesionButton.enabled = hasInput and target is not None and hasPoint and not busy
         self.ui.removeLesionButton.enabled = target is not None and hasPoint and not busy
@@ -352,6 +354,9 @@ class LiverTumorSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if self._run is not None or not self.ensureDependencies():
             return
         volumeNode, segmentationNode, point = self._parameterNode.inputVolume, self._targetSegmentation(), self._lesionPoint()
+        if point is None:
+            self.ui.statusLabel.text = _("Place a point on the lesion first.")
+            return
         with slicer.util.tryWithErrorDisplay(_("Cannot add the lesion."), waitCursor=False):
             run = self.logic.addLesionRun(volumeNode, segmentationNode, point, self._options()).start()
             self._watch(run, ("add", volumeNode, segmentationNode, point))
@@ -359,6 +364,9 @@ class LiverTumorSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def onRemoveLesion(self) -> None:
         """Remove the lesion under the placed point (quick: no engine)."""
         segmentationNode = self._targetSegmentation()
+        if self._lesionPoint() is None:
+            self.ui.statusLabel.text = _("Place a point on the lesion first.")
+            return
         with slicer.util.tryWithErrorDisplay(_("Cannot remove the lesion."), waitCursor=True):
             lesionId = self.logic.removeLesionAt(segmentationNode, self._lesionPoint())
             self._refreshResult(segmentationNode, _("Removed lesion {id}.").format(id=lesionId))

@@ -3,7 +3,7 @@
 For each 26-connected expert lesion of >= 0.5 ml (spacing 1 x 1 x 2.5 mm assumed, as MODEL_CARD.md does),
 the point is the lesion voxel deepest inside it (where a reader would click); the liver given is the expert
 liver with its tumors. Prints, per threshold, the Dice of the grown lesion with that expert lesion.
-Run: PYTHONPATH=$PWD python Testing/slicer/measure_lesion_at.py [threads]
+Run: LIVERTUMORSEG_MODEL_SET=pyliverlesionseg PYTHONPATH=$PWD python Testing/slicer/measure_lesion_at.py [threads] [half_box_mm]
 """
 import sys
 import time
@@ -18,7 +18,7 @@ from LiverTumorSegLib.lesion_at import LesionAtConfig, lesion_at
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "lits117_roi"
 
 
-def main(threads: int = 1) -> None:
+def main(threads: int = 1, half_box_mm: float = LesionAtConfig.half_box_mm) -> None:
     ct = sitk.ReadImage(str(DATA / "ct.nii.gz"))
     ct.SetSpacing((1.0, 1.0, 2.5))
     labels = sitk.GetArrayFromImage(sitk.ReadImage(str(DATA / "label.nii.gz"))).astype(np.uint8)
@@ -35,7 +35,7 @@ def main(threads: int = 1) -> None:
         for threshold in (0.5, 0.3, 0.15):
             start = time.perf_counter()
             grown = lesion_at(ct, liver, tuple(int(v) for v in point_zyx[::-1]), threads=threads,
-                              config=LesionAtConfig(threshold=threshold))
+                              config=LesionAtConfig(half_box_mm=half_box_mm, threshold=threshold))
             seconds = time.perf_counter() - start
             dice[threshold] = 2 * (grown & lesion).sum() / max(1, grown.sum() + lesion.sum())
         rows.append((k, lesion.sum() * 2.5 / 1000, dice, seconds))
@@ -48,4 +48,5 @@ def main(threads: int = 1) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 1)
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 1,
+         float(sys.argv[2]) if len(sys.argv) > 2 else LesionAtConfig.half_box_mm)
