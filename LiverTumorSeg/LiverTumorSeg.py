@@ -553,6 +553,8 @@ class LiverTumorSegTest(ScriptedLoadableModuleTest):
         self.test_SegmentDemoCt()
         self.setUp()
         self.test_RejectsSingleSlice()
+        self.setUp()
+        self.test_CorrectAndRerun()
 
     def _demoVolume(self):
         """The bundled demo CT, loaded as a volume node."""
@@ -578,6 +580,20 @@ class LiverTumorSegTest(ScriptedLoadableModuleTest):
         self.assertIsNotNone(logic.lesionTableNode(segmentationNode))
         self.assertGreater(float(logic.resultSummary(segmentationNode)["liver_volume_ml"]), 100.0)
         self.assertEqual(steps[-1], 1.0)
+        self.delayDisplay("Test passed")
+
+    def test_CorrectAndRerun(self):
+        """Find tumors in the liver of a liver-only run replaces Liver tumor; Undo takes it back."""
+        self.delayDisplay("Find tumors in the segmented liver, then undo")
+        volumeNode = self._demoVolume()
+        logic = LiverTumorSegLogic()
+        segmentationNode = logic.process(volumeNode, liverOnly=True)
+        segmentation = segmentationNode.GetSegmentation()
+        self.assertFalse(segmentation.GetSegmentIdBySegmentName("Liver tumor"))
+        logic.findTumors(volumeNode, segmentationNode)
+        self.assertTrue(segmentation.GetSegmentIdBySegmentName("Liver tumor"))
+        self.assertTrue(logic.undo(segmentationNode))
+        self.assertFalse(segmentation.GetSegmentIdBySegmentName("Liver tumor"))
         self.delayDisplay("Test passed")
 
     def test_WindowPreset(self):

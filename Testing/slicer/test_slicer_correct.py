@@ -49,6 +49,8 @@ def test_find_tumors_runs_the_tumor_stage_inside_the_edited_liver_and_undo_resto
     assert logic.undo(segmentationNode)
     assert np.array_equal(_segment(segmentationNode, "Liver tumor", volumeNode), tumor)
     assert logic.lesionTableNode(segmentationNode).GetNumberOfRows() == 1 and logic.resultSummary(segmentationNode)["lesions"] == "1"
+    assert logic.undo(segmentationNode) and not segmentationNode.GetSegmentation().GetSegmentIdBySegmentName("Liver tumor")
+    assert not logic.undo(segmentationNode) and not logic.canUndo(segmentationNode)
 
 
 def test_find_tumors_without_a_liver_segment_is_a_clear_error(headless, logic, lesion_ct):
