@@ -267,6 +267,7 @@ class LiverTumorSegLogic:
         `volumeNode` defaults to the CT the segmentation was made from. Raises LiverTumorSegError when no lesion
         is under the point. Can be used without GUI widget; `undo(segmentationNode)` puts it back.
         """
+        requireDependencies()
         from LiverTumorSegLib.errors import LiverTumorSegError
 
         volumeNode = volumeNode or editing.referencedVolume(segmentationNode)
