@@ -30,6 +30,8 @@ from LiverTumorSegLogic import dependencies, slicercompat
 
 DEVICE_LABELS = {"auto": "Auto", "cpu": "CPU", "cuda": "GPU (CUDA)"}
 POLL_INTERVAL_MS = 100
+DEVICE_POLL_MS = 500  # how often the panel looks whether the background device check is done
+CANCEL_WAIT_S = 5.0  # closing the scene waits this long for a killed engine to be gone
 
 
 #
@@ -50,7 +52,9 @@ class LiverTumorSeg(ScriptedLoadableModule):
             "Segments the liver and liver tumors in an abdominal CT with a fast two-stage (liver, then tumor) "
             "network cascade. Select the CT, press Apply, and edit the resulting <b>Liver</b> and "
             "<b>Liver tumor</b> segments in the Segment Editor. The lesion table lists every tumor with its "
-            "volume, longest axial diameter and centroid; click a row to jump to it. For batch processing "
+            "volume, longest axial diameter and centroid; click a row to jump to it. Under <b>Correct and re-run</b>, "
+            "Find tumors re-runs the tumor stage inside your edited Liver segment, Add / Remove lesion work on a "
+            "placed point, and Undo puts the segmentation back. For batch processing "
             "from the Python console use "
             "<code>slicer.util.getModuleLogic(\"LiverTumorSeg\").processFiles(paths, outputDir)</code>. "
             "Research use only: not a medical device.")
@@ -71,7 +75,6 @@ class LiverTumorSegParameterNode:
     inputVolume: vtkMRMLScalarVolumeNode
     outputSegmentation: vtkMRMLSegmentationNode
     device: Annotated[str, Choice(["auto", "cpu", "cuda"])] = "auto"
-    fast: bool = False
     liverOnly: bool = False
     # The library's default (PostprocessConfig.min_lesion_mm3); a test keeps the two equal.
     minLesionMm3: Annotated[float, WithinRange(0.0, 100000.0)] = 50.0
@@ -116,6 +119,13 @@ class LiverTumorSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.liverWindowButton.connect("clicked()", lambda: self.onWindowPreset("liver"))
         self.ui.abdomenWindowButton.connect("clicked()", lambda: self.onWindowPreset("abdomen"))
         self.ui.lesionTableView.connect("clicked(QModelIndex)", self.onLesionClicked)
+        self.ui.findTumorsButton.connect("clicked(bool)", self.onFindTumors)
+        self.ui.addLesionButton.connect("clicked(bool)", self.onAddLesion)
+        self.ui.removeLesionButton.connect("clicked(bool)", self.onRemoveLesion)
+        self.ui.undoButton.connect("clicked(bool)", self.onUndo)
+        self.ui.pointSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.ui.pointPlaceWidget.setCurrentNode)
+        self.ui.pointSelector.connect("currentNodeChanged(vtkMRMLNode*)", lambda node: self._updateButtons())
+        self._fillModelSets()
         self._setRunning(False)
         self.initializeParameterNode()
 
@@ -172,27 +182,57 @@ class LiverTumorSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._parameterNodeGuiTag = None
 
     def _labelDevices(self) -> None:
-        """Name the device choices, marking those ONNX Runtime cannot use here as not available."""
-        available = None
-        if not dependencies.missingModules():
-            available = self.logic.availableDevices()
+        """Name the device choices, marking those ONNX Runtime cannot use here as not available.
+
+        The check starts the engine once (seconds), in a background thread: until it is done the
+        choices stay as they are and this is called again by a timer, so the module opens at once.
+        """
         combo = self.ui.deviceComboBox
-        for index, device in enumerate(DEVICE_LABELS):
-            usable = available is None or device == "auto" or device in available
-            combo.setItemText(index, DEVICE_LABELS[device] + ("" if usable else _(" (not available)")))
-        if available is None:
+        if dependencies.missingModules():
             combo.toolTip = _("Devices are checked after the first-use installation of ONNX Runtime.")
             return
+        self.logic.startDeviceCheck()
+        known = self.logic.knownDevices()
+        if known is None:
+            combo.toolTip = _("Checking which devices work here...")
+            qt.QTimer.singleShot(DEVICE_POLL_MS, self._labelDevices)
+            return
+        available, reason = known
+        for index, device in enumerate(DEVICE_LABELS):
+            usable = device == "auto" or device in available
+            combo.setItemText(index, DEVICE_LABELS[device] + ("" if usable else _(" (not available)")))
         combo.toolTip = _("Available here: {devices}").format(devices=", ".join(DEVICE_LABELS[d] for d in available))
-        reason = self.logic.cudaUnavailableReason()
         if reason:
             combo.toolTip += " " + _("(no GPU: {reason})").format(reason=reason)
+
+    def _fillModelSets(self) -> None:
+        """List the models folder's model sets (its sets.json, default first); only "Default" before the install."""
+        combo = self.ui.modelSetComboBox
+        combo.clear()
+        combo.addItem(_("Default"), "")
+        if dependencies.missingModules():
+            return
+        for modelSet in self.logic.modelSets():
+            combo.addItem(modelSet.name, modelSet.name)
+            combo.setItemData(combo.count - 1, modelSet.description + ". " + modelSet.accuracy, qt.Qt.ToolTipRole)
+
+    def _options(self) -> RunOptions:
+        """The run options the panel shows."""
+        p = self._parameterNode
+        modelSet = self.ui.modelSetComboBox.currentData or ""
+        return RunOptions(p.device, liverOnly=p.liverOnly, minLesionMm3=p.minLesionMm3, modelSet=str(modelSet))
 
     def _updateButtons(self, caller=None, event=None) -> None:
         """Enable Apply and the window presets only when an input volume is selected."""
         hasInput = bool(self._parameterNode and self._parameterNode.inputVolume)
         busy = self._run is not None or self._installing
         self.ui.applyButton.enabled = hasInput and not busy
+        target = self._targetSegmentation()
+        hasPoint = self.ui.pointSelector.currentNode() is not None  # a point list; its last point is checked on click
+        self.ui.findTumorsButton.enabled = hasInput and target is not None and not busy
+        self.ui.addLesionButton.enabled = hasInput and target is not None and hasPoint and not busy
+        self.ui.removeLesionButton.enabled = target is not None and hasPoint and not busy
+        self.ui.undoButton.enabled = target is not None and self.logic.canUndo(target) and not busy
         self.ui.applyButton.toolTip = _("Segment liver and liver tumors") if hasInput else _("Select an input CT volume")
         self.ui.liverWindowButton.enabled = hasInput and not self._installing
         self.ui.abdomenWindowButton.enabled = hasInput and not self._installing
@@ -204,25 +244,28 @@ class LiverTumorSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.inputsCollapsibleButton.enabled = not running
         self.ui.optionsCollapsibleButton.enabled = not running
         self.ui.advancedCollapsibleButton.enabled = not running
+        self.ui.correctCollapsibleButton.enabled = not running
         self._updateButtons()
 
     # Dependencies
 
     def ensureDependencies(self) -> bool:
-        """True when the runtime packages are importable; otherwise ask once and install them."""
-        missing = dependencies.missingModules()
-        if not missing:
+        """True when the runtime packages are usable; otherwise ask once and install (or repair) them."""
+        problems = dependencies.dependencyProblems()
+        if not problems:
             return True
         if self._installing:  # pip_install pumps the event loop: a second click must not start a second install
             return False
-        requirements = dependencies.pipRequirements(missing, dependencies.hasNvidiaGpu())
+        arguments = dependencies.pipArguments(problems, dependencies.hasNvidiaGpu())
+        requirements = [a for a in arguments if not a.startswith("--")]
         if self._installDeclined:
             self.ui.statusLabel.text = _("Needs {packages}; reopen Slicer to be asked again.").format(
                 packages=", ".join(requirements))
             return False
-        question = _("LiverTumorSeg needs these Python packages, which are not installed yet:\n\n{packages}\n\n"
-                     "Install them now? This downloads them once (up to a few hundred MB) and may take a few minutes.").format(
-            packages="\n".join(requirements))
+        states = "\n".join(f"{name}: {reason}" for name, reason in problems.items())
+        question = _("LiverTumorSeg needs these Python packages, which are not usable yet:\n\n{states}\n\n"
+                     "Install {packages} now? This downloads them once (up to a few hundred MB) and may take a few "
+                     "minutes.").format(states=states, packages=", ".join(requirements))
         if not slicer.util.confirmOkCancelDisplay(question, windowTitle=_("Install dependencies")):
             self._installDeclined = True
             return False
@@ -230,9 +273,11 @@ class LiverTumorSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._updateButtons()
         self.ui.statusLabel.text = _("Installing {packages}...").format(packages=", ".join(requirements))
         try:
-            with slicer.util.tryWithErrorDisplay(_("Failed to install {packages}.").format(packages=", ".join(requirements)),
-                                                 waitCursor=True):
-                slicer.util.pip_install(requirements)
+            slicer.util.pip_install(arguments)
+        except Exception as exc:  # pip failed: most often no internet; say how to install offline
+            logging.error("LiverTumorSeg: installing %s failed: %s", requirements, exc)
+            details = {"detailedText": dependencies.offlineAdvice(requirements) + f"\n\n{exc}"}  # never None
+            slicer.util.errorDisplay(_("Failed to install {packages}.").format(packages=", ".join(requirements)), **details)
         finally:
             self._installing = False
             self._updateButtons()
@@ -240,6 +285,7 @@ class LiverTumorSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if dependencies.missingModules():
             return False
         self._labelDevices()
+        self._fillModelSets()
         return True
 
     # Window presets
@@ -265,13 +311,71 @@ class LiverTumorSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if replaceSegments is None:
             return
         volume = self.logic.volumeFromNode(p.inputVolume)
-        options = RunOptions(p.device, p.fast, p.liverOnly, p.minLesionMm3)
-        self._pending = (p.inputVolume, p.outputSegmentation, replaceSegments, options)
-        self._run = self.logic.startSegmentation(volume, options)
+        options = self._options()
+        self._watch(self.logic.startSegmentation(volume, options),
+                    ("segment", p.inputVolume, p.outputSegmentation, replaceSegments, options))
+
+    def _watch(self, run, pending: tuple) -> None:
+        """Poll a started engine run; `pending` says what to do with its result (kind first)."""
+        self._pending, self._run = pending, run
         self.ui.statusLabel.text = _("Starting...")
         self.ui.progressBar.value = 0
         self._setRunning(True)
         self._pollTimer.start()
+
+    # Correct and re-run
+
+    def _targetSegmentation(self):
+        """The segmentation the correction buttons work on: the selected output, else the one last shown."""
+        node = self._parameterNode.outputSegmentation if self._parameterNode else None
+        node = node or self._shownSegmentation
+        return node if node is not None and node.GetScene() is not None else None
+
+    def _lesionPoint(self):
+        """World RAS of the last point of the selected point list, or None."""
+        pointNode = self.ui.pointSelector.currentNode()
+        if pointNode is None or pointNode.GetNumberOfControlPoints() == 0:
+            return None
+        position = [0.0, 0.0, 0.0]
+        pointNode.GetNthControlPointPositionWorld(pointNode.GetNumberOfControlPoints() - 1, position)
+        return tuple(position)
+
+    def onFindTumors(self) -> None:
+        """Re-run the tumor stage inside the (edited) Liver segment, in the engine process."""
+        if self._run is not None or not self.ensureDependencies():
+            return
+        volumeNode, segmentationNode = self._parameterNode.inputVolume, self._targetSegmentation()
+        with slicer.util.tryWithErrorDisplay(_("Cannot find tumors."), waitCursor=False):
+            run = self.logic.findTumorsRun(volumeNode, segmentationNode, self._options()).start()
+            self._watch(run, ("tumors", volumeNode, segmentationNode))
+
+    def onAddLesion(self) -> None:
+        """Segment the lesion at the placed point, in the engine process."""
+        if self._run is not None or not self.ensureDependencies():
+            return
+        volumeNode, segmentationNode, point = self._parameterNode.inputVolume, self._targetSegmentation(), self._lesionPoint()
+        if point is None:
+            self.ui.statusLabel.text = _("Place a point on the lesion first.")
+            return
+        with slicer.util.tryWithErrorDisplay(_("Cannot add the lesion."), waitCursor=False):
+            run = self.logic.addLesionRun(volumeNode, segmentationNode, point, self._options()).start()
+            self._watch(run, ("add", volumeNode, segmentationNode, point))
+
+    def onRemoveLesion(self) -> None:
+        """Remove the lesion under the placed point (quick: no engine)."""
+        segmentationNode = self._targetSegmentation()
+        if self._lesionPoint() is None:
+            self.ui.statusLabel.text = _("Place a point on the lesion first.")
+            return
+        with slicer.util.tryWithErrorDisplay(_("Cannot remove the lesion."), waitCursor=True):
+            lesionId = self.logic.removeLesionAt(segmentationNode, self._lesionPoint())
+            self._refreshResult(segmentationNode, _("Removed lesion {id}.").format(id=lesionId))
+
+    def onUndo(self) -> None:
+        """Put back the segmentation as it was before the last Find tumors / Add / Remove lesion."""
+        segmentationNode = self._targetSegmentation()
+        if segmentationNode is not None and self.logic.undo(segmentationNode):
+            self._refreshResult(segmentationNode, _("Undone."))
 
     def _confirmReplace(self, segmentationNode, liverOnly: bool) -> Optional[bool]:
         """False for a new/empty output, True if the user agrees to overwrite existing segments, None to stop."""
@@ -285,7 +389,7 @@ class LiverTumorSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             return True if slicer.util.confirmOkCancelDisplay(question, windowTitle=_("Replace segments")) else None
 
     def onCancelButton(self) -> None:
-        """Stop the engine process now; the next poll reports the cancellation."""
+        """Kill the engine's processes (returns at once); Apply stays disabled until the polls see them gone."""
         if self._run is not None:
             self.ui.statusLabel.text = _("Cancelling...")
             self._run.cancel()
@@ -293,7 +397,8 @@ class LiverTumorSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def _cancelRun(self) -> None:
         """Cancel and forget any run without applying its result (scene closing, module unloading)."""
         if self._run is not None:
-            self._run.cancel()
+            self._run.cancel()  # kills the engine's process tree; the wait is for the operating system to end it
+            self._run.wait(CANCEL_WAIT_S)
         self._pollTimer.stop()
         self._run, self._pending = None, None
 
@@ -329,11 +434,19 @@ class LiverTumorSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             slicer.util.errorDisplay(_("Segmentation failed: {message}").format(message=message), **extra)
             self.ui.statusLabel.text = _("Failed: {message}").format(message=message)
             return
-        volumeNode, segmentationNode, replaceSegments, options = pending
-        with slicer.util.tryWithErrorDisplay(_("Cannot add the segmentation to the scene."), waitCursor=True):
-            segmentationNode = self.logic.applyResult(volumeNode, state.result, segmentationNode, replaceSegments,
-                                                      options.liverOnly)
-            self._showResult(volumeNode, segmentationNode, state.result)
+        kind, volumeNode, segmentationNode = pending[:3]
+        with slicer.util.tryWithErrorDisplay(_("Cannot add the result to the scene."), waitCursor=True):
+            if kind == "tumors":
+                self.logic.applyTumors(volumeNode, segmentationNode, state.result)
+                self._refreshResult(segmentationNode, _("Tumors found again inside the edited liver."))
+            elif kind == "add":
+                lesionId = self.logic.applyAddedLesion(volumeNode, segmentationNode, state.result, pending[3])
+                self._refreshResult(segmentationNode, _("Added lesion {id}.").format(id=lesionId))
+            else:
+                replaceSegments, options = pending[3:]
+                segmentationNode = self.logic.applyResult(volumeNode, state.result, segmentationNode, replaceSegments,
+                                                          options.liverOnly)
+                self._showResult(volumeNode, segmentationNode, state.result)
 
     @staticmethod
     def _errorTexts(error, traceText: str) -> tuple:
@@ -351,16 +464,29 @@ class LiverTumorSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         segmentationNode.CreateClosedSurfaceRepresentation()
         slicer.util.setSliceViewerLayers(background=volumeNode, fit=True)
         self._shownSegmentation = segmentationNode
-        self.ui.lesionTableView.setMRMLTableNode(self.logic.lesionTableNode(segmentationNode))
-        summary = result.summary()
-        self.ui.liverVolumeLabel.text = _("{value:.1f} ml").format(value=summary["liver_volume_ml"])
-        self.ui.tumorVolumeLabel.text = _("{value:.2f} ml").format(value=summary["tumor_volume_ml"])
-        self.ui.tumorBurdenLabel.text = _("{value:.2f} %").format(value=summary["tumor_burden_percent"])
-        self.ui.lesionCountLabel.text = str(summary["lesions"])
-        self.ui.resultsCollapsibleButton.collapsed = False
-        status = _("Done in {seconds:.1f} s on {device}.").format(seconds=summary["seconds"], device=summary["device"].upper())
+        self._showSummary(segmentationNode, result.summary())
+        self.ui.correctCollapsibleButton.collapsed = False
+        status = _("Done in {seconds:.1f} s on {device}.").format(seconds=result.summary()["seconds"],
+                                                                  device=result.summary()["device"].upper())
         modelSet = self.logic.modelSetLine(result)  # which model set ran and its accuracy, in one line
         self.ui.statusLabel.text = " ".join([status] + ([modelSet] if modelSet else []) + list(result.warnings))
+        self._updateButtons()
+
+    def _showSummary(self, segmentationNode, summary: dict) -> None:
+        """Show a segmentation's lesion table and headline numbers (from the result or its stored summary)."""
+        self.ui.lesionTableView.setMRMLTableNode(self.logic.lesionTableNode(segmentationNode))
+        self.ui.liverVolumeLabel.text = _("{value:.1f} ml").format(value=float(summary["liver_volume_ml"]))
+        self.ui.tumorVolumeLabel.text = _("{value:.2f} ml").format(value=float(summary["tumor_volume_ml"]))
+        self.ui.tumorBurdenLabel.text = _("{value:.2f} %").format(value=float(summary["tumor_burden_percent"]))
+        self.ui.lesionCountLabel.text = str(summary["lesions"])
+        self.ui.resultsCollapsibleButton.collapsed = False
+
+    def _refreshResult(self, segmentationNode, message: str) -> None:
+        """After a correction: show the segmentation's updated table and summary, and say what was done."""
+        self._shownSegmentation = segmentationNode
+        self._showSummary(segmentationNode, self.logic.resultSummary(segmentationNode))
+        self.ui.statusLabel.text = message
+        self._updateButtons()
 
     def _clearResults(self) -> None:
         """Forget the shown result (its nodes are going away with the scene)."""
@@ -380,7 +506,7 @@ class LiverTumorSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             tableRow = slicercompat.tableRowOfIndex(view, index)
             tableNode = self.logic.lesionTableNode(segmentationNode)
             lesionId = self.logic.lesionIdAtRow(tableNode, tableRow)
-            position = self.logic.lesionCentroid(segmentationNode, lesionId, self._parameterNode.inputVolume)
+            position = self.logic.lesionCentroid(segmentationNode, lesionId)  # through the segmentation's transform
             slicer.modules.markups.logic().JumpSlicesToLocation(*position, True)
 
 
@@ -427,6 +553,8 @@ class LiverTumorSegTest(ScriptedLoadableModuleTest):
         self.test_SegmentDemoCt()
         self.setUp()
         self.test_RejectsSingleSlice()
+        self.setUp()
+        self.test_CorrectAndRerun()
 
     def _demoVolume(self):
         """The bundled demo CT, loaded as a volume node."""
@@ -452,6 +580,20 @@ class LiverTumorSegTest(ScriptedLoadableModuleTest):
         self.assertIsNotNone(logic.lesionTableNode(segmentationNode))
         self.assertGreater(float(logic.resultSummary(segmentationNode)["liver_volume_ml"]), 100.0)
         self.assertEqual(steps[-1], 1.0)
+        self.delayDisplay("Test passed")
+
+    def test_CorrectAndRerun(self):
+        """Find tumors in the liver of a liver-only run replaces Liver tumor; Undo takes it back."""
+        self.delayDisplay("Find tumors in the segmented liver, then undo")
+        volumeNode = self._demoVolume()
+        logic = LiverTumorSegLogic()
+        segmentationNode = logic.process(volumeNode, liverOnly=True)
+        segmentation = segmentationNode.GetSegmentation()
+        self.assertFalse(segmentation.GetSegmentIdBySegmentName("Liver tumor"))
+        logic.findTumors(volumeNode, segmentationNode)
+        self.assertTrue(segmentation.GetSegmentIdBySegmentName("Liver tumor"))
+        self.assertTrue(logic.undo(segmentationNode))
+        self.assertFalse(segmentation.GetSegmentIdBySegmentName("Liver tumor"))
         self.delayDisplay("Test passed")
 
     def test_WindowPreset(self):

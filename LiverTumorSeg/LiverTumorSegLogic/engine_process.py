@@ -3,8 +3,11 @@
 As the Slicer AI extensions do, the engine runs out of process: Slicer's own Python (`PythonSlicer`)
 runs engine_worker.py on a work folder holding the voxels and a request; a reader thread collects the
 child's `LIVERTUMORSEG {json}` progress lines; `state()` is polled from the main thread (a QTimer in
-the widget), which also loads the result files. `cancel()` terminates the child and deletes the work
-folder; a crash or out-of-memory kill of the child becomes an EngineError with a clear message.
+the widget), which also loads the result files. Nothing here blocks the caller: `cancel()` closes the
+child's stdin and kills the launcher's whole process tree (proctree.py) and returns at once; the run
+reports done only once every process of it is gone, and then deletes the work folder. A crash or
+out-of-memory kill of the child becomes an EngineError with a clear message (the worker announces its
+own pid, so a launcher's "exit abnormally" exit code 1 is recognised as the engine dying).
 """
 from __future__ import annotations
 
@@ -27,14 +30,17 @@ from typing import Any, Callable
 import numpy as np
 
 from . import engine_worker as protocol
+from . import proctree
 
 log = logging.getLogger(__name__)
 Progress = Callable[[float, str], None]
 WORKER_SCRIPT = Path(protocol.__file__).resolve()
-STOP_TIMEOUT_S = 2.0
+READER_GRACE_S = 5.0  # after the child ended, how long its output may still be arriving
 STDERR_TAIL_LINES = 15
-OOM_ADVICE = "close other programs, or try fast mode or liver only"
+OOM_ADVICE = "close other programs, or segment the liver only, or run on a computer with more memory"
 OOM_HINT = f"most likely it ran out of memory: {OOM_ADVICE}"
+#: What CTKAppLauncher (Slicer's PythonSlicer) prints when the program it launched crashed or was killed.
+LAUNCHER_ABNORMAL_EXIT = "exit abnormally"
 
 
 class EngineError(RuntimeError):
@@ -83,7 +89,7 @@ def probeDevices(command: list[str] | None = None, timeout: float = 120.0) -> tu
     argv = (list(command) if command else [enginePython(), str(WORKER_SCRIPT)]) + ["--probe"]
     try:
         done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, env=engineEnvironment(),
-                              timeout=timeout, **_hiddenConsole())
+                              timeout=timeout, **proctree.popenOptions())
     except (OSError, subprocess.TimeoutExpired) as exc:
         return ["cpu"], f"the device check did not run: {exc}"
     for line in done.stdout.decode("utf-8", "replace").splitlines():
@@ -93,18 +99,36 @@ def probeDevices(command: list[str] | None = None, timeout: float = 120.0) -> tu
     return ["cpu"], "the device check failed: " + done.stderr.decode("utf-8", "replace").strip()[-300:]
 
 
-def writeRequest(workDir: Path, voxels: np.ndarray, geometry: dict, segmentKwargs: dict) -> None:
-    """Put the voxels (z, y, x) and the request (geometry + `segment` keyword options) into `workDir`."""
+@dataclass(frozen=True)
+class EngineTask:
+    """What the engine does beyond `segment(volume, **kwargs)`: inside a given liver, or one lesion at a point.
+
+    `liverMask` (z, y, x, non-zero = liver) replaces the liver stage (Find tumors, Add lesion);
+    `lesionAt` (x, y, z voxel index) asks for the one lesion there (Add lesion): the result is a bool mask.
+    """
+
+    liverMask: np.ndarray | None = None
+    lesionAt: tuple[int, int, int] | None = None
+
+
+def writeRequest(workDir: Path, voxels: np.ndarray, geometry: dict, segmentKwargs: dict,
+                 task: EngineTask = EngineTask()) -> None:
+    """Put the voxels (z, y, x), any liver mask and the request (geometry + `segment` options) into `workDir`."""
     np.save(workDir / protocol.INPUT, np.ascontiguousarray(voxels))
-    request = {"geometry": geometry, "segment": segmentKwargs}
+    if task.liverMask is not None:
+        np.save(workDir / protocol.LIVER_MASK, np.ascontiguousarray(task.liverMask, dtype=np.uint8))
+    request = {"geometry": geometry, "segment": segmentKwargs,
+               "lesion_at": [int(v) for v in task.lesionAt] if task.lesionAt is not None else None}
     (workDir / protocol.REQUEST).write_text(json.dumps(request))
 
 
 def readResult(workDir: Path, geometry: dict):
-    """The SegmentationResult the child wrote into `workDir` (labels on the input grid)."""
+    """The SegmentationResult the child wrote into `workDir` (labels on the input grid); a bool mask for lesion_at."""
     from LiverTumorSegLib import Geometry, Lesion, SegmentationResult
 
     info = json.loads((workDir / protocol.RESULT).read_text())
+    if info.get("lesion_at"):
+        return np.load(workDir / protocol.LABELS).astype(bool)
     lesions = [Lesion(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}) for d in info["lesions"]]
     return SegmentationResult(
         labels=np.load(workDir / protocol.LABELS), geometry=Geometry(**{k: tuple(v) for k, v in geometry.items()}),
@@ -137,9 +161,16 @@ def libraryError(kind: str, message: str) -> BaseException:
     return EngineError(f"the segmentation engine failed: {kind}: {message}")
 
 
-def exitError(returncode: int, stderrTail: str) -> EngineError:
-    """A clear message for a child that ended without reporting a result or an error."""
-    if returncode < 0:
+def exitError(returncode: int, stderrTail: str, launched: bool = False) -> EngineError:
+    """A clear message for a child that ended without reporting a result or an error.
+
+    `launched`: the child was a launcher (PythonSlicer) whose own child, the engine, died: its exit code
+    says nothing, and an engine that dies without reporting an error was killed or crashed.
+    """
+    if launched or LAUNCHER_ABNORMAL_EXIT in stderrTail:
+        text = ("the segmentation engine stopped abruptly without reporting an error: it crashed or the "
+                f"system killed it; {OOM_HINT}")
+    elif returncode < 0:
         name = signal.Signals(-returncode).name if -returncode in signal.Signals._value2member_map_ else str(-returncode)
         cause = OOM_HINT if -returncode == getattr(signal, "SIGKILL", 9) else "it crashed"
         text = f"the segmentation engine was stopped by signal {name}; {cause}"
@@ -157,7 +188,7 @@ class EngineRun:
     """
 
     def __init__(self, voxels: np.ndarray, geometry: dict, segmentKwargs: dict,
-                 command: list[str] | None = None) -> None:
+                 command: list[str] | None = None, task: EngineTask = EngineTask()) -> None:
         """Prepare (not start) a run; `command` replaces `[enginePython(), engine_worker.py]` (tests)."""
         self._geometry = {key: [float(v) for v in value] for key, value in geometry.items()}
         self._command = list(command) if command else [enginePython(), str(WORKER_SCRIPT)]
@@ -170,8 +201,11 @@ class EngineRun:
         self._reader: threading.Thread | None = None
         self._finalized = False
         self._progressEvents: deque = deque()  # every (fraction, message) not yet taken by takeProgress()
+        self._workerPid: int | None = None  # the engine's own pid, as the worker reported it (not the launcher's)
+        self._doomed: list = []  # the processes cancel() killed (psutil), until they are all gone
+        self._endedAt: float | None = None
         try:
-            writeRequest(self._workDir, voxels, self._geometry, segmentKwargs)
+            writeRequest(self._workDir, voxels, self._geometry, segmentKwargs, task)
         except BaseException:
             self._removeWorkDir()
             raise
@@ -187,6 +221,11 @@ class EngineRun:
         return self._proc.pid if self._proc else None
 
     @property
+    def workerPid(self) -> int | None:
+        """Process id of the engine itself (under Slicer the launcher's child), once it has reported it."""
+        return self._workerPid
+
+    @property
     def cancelRequested(self) -> bool:
         """True once `cancel()` was called."""
         return self._cancelled
@@ -197,7 +236,7 @@ class EngineRun:
         try:
             self._proc = subprocess.Popen(
                 self._command + [str(self._workDir)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr,
-                env=engineEnvironment(), cwd=str(self._workDir), **_hiddenConsole())
+                env=engineEnvironment(), cwd=str(self._workDir), **proctree.popenOptions())
         except OSError as exc:
             self._removeWorkDir()
             raise EngineError(f"cannot start the segmentation engine ({self._command[0]}): {exc}") from exc
@@ -208,26 +247,59 @@ class EngineRun:
         return self
 
     def cancel(self) -> None:
-        """Stop the child now (terminate, then kill after 2 s); the run ends with CancelledError."""
+        """Kill the engine's whole process tree now, without waiting; the run ends with CancelledError.
+
+        Poll `state()` (or `wait()`) until it is done: that happens once no process of the run is left.
+        """
+        if self._cancelled:
+            return
         self._cancelled = True
-        self._stopChild()
+        proc = self._proc
+        if proc is None:
+            self._finalize()
+            return
+        self._doomed = proctree.snapshot(proc.pid, [self._workerPid] if self._workerPid else [])
+        proctree.killAll(self._doomed, self._groupId())
+        self._closeStdin()  # the worker's guard: it exits when its stdin closes, whoever else holds the pipe
+
+    def _groupId(self) -> int | None:
+        """The POSIX process group of the run (the launcher leads its own; see proctree.popenOptions)."""
+        return self._proc.pid if self._proc is not None and os.name != "nt" else None
+
+    def _closeStdin(self) -> None:
+        """Close our end of the child's stdin (ignored if already closed)."""
+        try:
+            if self._proc is not None and self._proc.stdin is not None:
+                self._proc.stdin.close()
+        except OSError:
+            pass
+
+    def _ended(self) -> bool:
+        """True once the child has exited, its output is read, and (after a cancel) none of its processes runs."""
+        if self._proc is None or self._proc.poll() is None:
+            return False
+        if self._cancelled and not proctree.allGone(self._doomed, self._groupId()):
+            return False
+        if self._endedAt is None:
+            self._endedAt = time.monotonic()
+        readerDone = self._reader is None or not self._reader.is_alive()
+        return readerDone or time.monotonic() - self._endedAt > READER_GRACE_S
 
     def state(self) -> RunState:
-        """The latest progress; once the child has ended, its result or error (call from the main thread)."""
-        if self._proc is not None and self._proc.poll() is not None and self._reader is not None:
-            self._reader.join(STOP_TIMEOUT_S)  # output fully read: the final event is known
+        """The latest progress; once the run has ended, its result or error (never blocks; main thread)."""
+        if not self._finalized and self._ended():
             self._finalize()
         with self._lock:
             return self._state
 
     def wait(self, timeout: float | None = None) -> RunState:
-        """Block until the child ends (or `timeout` seconds pass); return the state."""
-        if self._proc is not None:
-            try:
-                self._proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                pass
-        return self.state()
+        """Block until the run is done (or `timeout` seconds pass); return the state."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            state = self.state()
+            if state.done or (deadline is not None and time.monotonic() >= deadline):
+                return state
+            time.sleep(0.02 if deadline is None else max(0.0, min(0.02, deadline - time.monotonic())))
 
     def _readOutput(self) -> None:
         """Reader thread: turn the child's protocol lines into state; log anything else."""
@@ -239,10 +311,11 @@ class EngineRun:
                     log.info("engine: %s", line)
             elif event["event"] == "progress":
                 self._onProgress(event)
+            elif event["event"] == "started" and isinstance(event.get("pid"), int):
+                self._workerPid = event["pid"]
             elif event["event"] in ("done", "error"):
                 self._event = event
         self._proc.stdout.close()
-        self._proc.wait()
 
     def _onProgress(self, event: dict) -> None:
         """Record a progress event (ignoring malformed ones)."""
@@ -272,6 +345,7 @@ class EngineRun:
         except Exception as exc:  # a result that cannot be read is an engine failure, not a crash of Slicer
             outcome = {"error": EngineError(f"cannot read the segmentation engine's result: {exc}")}
         finally:
+            self._closeStdin()
             self._removeWorkDir()
         with self._lock:
             self._state = replace(self._state, done=True, **outcome)
@@ -288,7 +362,8 @@ class EngineRun:
         if event.get("event") == "error":
             log.info("engine traceback:\n%s", event.get("traceback", ""))
             return {"error": libraryError(str(event.get("type", "")), str(event.get("message", "")))}
-        return {"error": exitError(self._proc.returncode, self._stderrTail())}
+        launched = self._workerPid is not None and self._workerPid != self._proc.pid
+        return {"error": exitError(self._proc.returncode, self._stderrTail(), launched)}
 
     def _stderrTail(self) -> str:
         """The last lines the child wrote to stderr."""
@@ -298,21 +373,6 @@ class EngineRun:
         lines = path.read_bytes().decode("utf-8", "replace").strip().splitlines()
         return "\n".join(deque(lines, maxlen=STDERR_TAIL_LINES))
 
-    def _stopChild(self) -> None:
-        """Terminate the child, kill it if it has not gone within STOP_TIMEOUT_S, and reap it."""
-        proc = self._proc
-        if proc is None:
-            self._finalize()
-            return
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        self.state()
-
     def _removeWorkDir(self) -> None:
         """Delete the work folder and everything the child wrote."""
         for attempt in range(5):  # Windows may hold a file of a just-ended child for a moment
@@ -320,15 +380,6 @@ class EngineRun:
             if not self._workDir.exists():
                 return
             time.sleep(0.1)
-
-
-def _hiddenConsole() -> dict:
-    """Popen options that hide the console window of the child on Windows."""
-    if os.name != "nt":
-        return {}
-    info = subprocess.STARTUPINFO()
-    info.dwFlags |= subprocess.STARTF_USESHOWWINDOW
-    return {"startupinfo": info}
 
 
 def runToCompletion(run: EngineRun, progress: Progress | None = None, cancel: threading.Event | None = None,

@@ -4,7 +4,8 @@ Run by engine_process.py as `PythonSlicer engine_worker.py WORKDIR` (any Python 
 importable). Reads WORKDIR/request.json and WORKDIR/input.npy, writes WORKDIR/labels.npy and
 WORKDIR/result.json, and prints one `LIVERTUMORSEG {json}` line per event on stdout:
 {"event": "progress", "fraction", "message"}, {"event": "error", "type", "message", "traceback"} or
-{"event": "done"}. It exits when its stdin closes (the parent is gone). Python 3.9 compatible; no Slicer.
+{"event": "done"}, after a first {"event": "started", "pid"} naming this process (under Slicer the
+parent only knows the PythonSlicer launcher's pid). It exits when its stdin closes (the parent is gone). Python 3.9 compatible; no Slicer.
 `engine_worker.py --probe` prints one {"event": "devices", "devices", "reason"} line: the devices that
 really work here (onnxruntime-gpu lists CUDA even where CUDA's libraries or driver are unusable).
 """
@@ -19,6 +20,7 @@ from pathlib import Path
 
 PREFIX = "LIVERTUMORSEG "
 REQUEST, INPUT, LABELS, RESULT = "request.json", "input.npy", "labels.npy", "result.json"
+LIVER_MASK = "liver_mask.npy"  # optional: the (edited) liver the tumor stage runs in (z, y, x, non-zero = liver)
 #: A 69-byte ONNX model (y = Identity(x), opset 13, IR 7) to see whether a CUDA session really starts.
 PROBE_MODEL = base64.b64decode("CAc6OwoQCgF4EgF5IghJZGVudGl0eRIFcHJvYmVaDwoBeBIKCggIARIECgIIAWIPCgF5EgoKCAgBEgQKAggBQgQKABAN")
 
@@ -50,6 +52,16 @@ def writeAtomically(path: Path, write) -> None:
     partial = path.with_name(path.name + ".partial")
     write(partial)
     os.replace(partial, path)
+
+
+def arrayWriter(array):
+    """A `write(path)` for writeAtomically that saves `array` as .npy at exactly that path."""
+    def write(path: Path) -> None:
+        import numpy as np
+
+        with open(path, "wb") as f:
+            np.save(f, array)
+    return write
 
 
 def usableDevices() -> tuple:
@@ -96,14 +108,21 @@ def run(workDir: Path) -> None:
     volume = Volume(np.load(workDir / INPUT), geometry)
     kwargs = dict(request["segment"])
     warnings = checkedDevice(kwargs)
-    result = segment(volume, progress=lambda f, m: emit("progress", fraction=float(f), message=str(m)), **kwargs)
+    liver = np.load(workDir / LIVER_MASK) if (workDir / LIVER_MASK).is_file() else None
+    progress = lambda f, m: emit("progress", fraction=float(f), message=str(m))  # noqa: E731
+    if request.get("lesion_at") is not None:  # "Add lesion": one lesion around a point, inside `liver`
+        from LiverTumorSegLib.lesion_at import lesion_at
+
+        keep = {k: kwargs[k] for k in ("device", "model_set") if k in kwargs}
+        mask = lesion_at(volume, liver, tuple(request["lesion_at"]), progress=progress, **keep)
+        writeAtomically(workDir / LABELS, arrayWriter(mask.astype(np.uint8)))
+        writeAtomically(workDir / RESULT, lambda p: p.write_text(json.dumps({"lesion_at": True, "warnings": warnings})))
+        return
+    if liver is not None:
+        kwargs["liver_mask"] = liver
+    result = segment(volume, progress=progress, **kwargs)
     result.warnings = warnings + list(result.warnings)
-
-    def saveLabels(p: Path) -> None:
-        with open(p, "wb") as f:
-            np.save(f, result.labels)
-
-    writeAtomically(workDir / LABELS, saveLabels)
+    writeAtomically(workDir / LABELS, arrayWriter(result.labels))
     writeAtomically(workDir / RESULT, lambda p: p.write_text(json.dumps(resultDict(result))))
 
 
@@ -115,6 +134,7 @@ def main(argv: list) -> int:
             emit("devices", devices=devices, reason=reason)
             return 0
         exitWhenParentCloses()
+        emit("started", pid=os.getpid())  # under PythonSlicer this is the launcher's child, not the parent's
         run(Path(argv[1]))
     except BaseException as exc:  # reported to the parent, which shows it
         emit("error", type=type(exc).__name__, message=str(exc), traceback=traceback.format_exc())

@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import threading
+
+import numpy as np
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
-from . import batch, nodes
+from . import batch, editing, nodes
 from .dependencies import requireDependencies
-from .engine_process import EngineRun, Progress, probeDevices, runToCompletion
+from .engine_process import EngineRun, EngineTask, Progress, probeDevices, runToCompletion
 from .options import RunOptions
 from . import presets
 from .presets import windowPresets
@@ -32,10 +34,12 @@ class LiverTumorSegLogic:
 
     engineCommand: list[str] | None = None
     _devices: tuple[list[str], str] | None = None  # probeDevices() result, shared by all instances
+    _deviceCheck: threading.Thread | None = None  # the thread computing _devices
+    _deviceLock = threading.Lock()
 
-    def process(self, volumeNode, segmentationNode=None, device: str = "auto", fast: bool = False,
-                liverOnly: bool = False, minLesionMm3: float | None = None, progress: Progress | None = None,
-                cancel: threading.Event | None = None, replaceSegments: bool = False):
+    def process(self, volumeNode, segmentationNode=None, device: str = "auto", liverOnly: bool = False,
+                minLesionMm3: float | None = None, progress: Progress | None = None,
+                cancel: threading.Event | None = None, replaceSegments: bool = False, modelSet: str = ""):
         """Segment the liver and liver tumors of a CT volume node; return the segmentation node.
 
         Can be used without GUI widget. By default a new segmentation node is created; segments
@@ -45,15 +49,15 @@ class LiverTumorSegLogic:
         with CancelledError. Bad input raises InvalidInputError / NotCTError; in every error case the
         scene is left as it was.
         """
-        options = RunOptions(device, fast, liverOnly, minLesionMm3)
+        options = RunOptions(device, liverOnly, minLesionMm3, modelSet)
         self.checkOutput(segmentationNode, replaceSegments, liverOnly)
         result = self.segmentVolume(self.volumeFromNode(volumeNode), options, progress, cancel)
         return self.applyResult(volumeNode, result, segmentationNode, replaceSegments, liverOnly)
 
     def processFiles(self, inputPaths: Sequence[str | Path], outputDir: str | Path, overwrite: bool = False,
-                     device: str = "auto", fast: bool = False, liverOnly: bool = False,
+                     device: str = "auto", liverOnly: bool = False,
                      minLesionMm3: float | None = None, progress: Progress | None = None,
-                     cancel: threading.Event | None = None) -> list[batch.CaseReport]:
+                     cancel: threading.Event | None = None, modelSet: str = "") -> list[batch.CaseReport]:
         """Segment CT files, DICOM series folders or folders of CT files into `outputDir`.
 
         Writes `<case>.seg.nrrd` (segments "Liver" / "Liver tumor") and `<case>_lesions.csv` per case.
@@ -63,7 +67,7 @@ class LiverTumorSegLogic:
         "done", "skipped" or "failed"; "cancelled" for the case a cancel interrupted, which ends the
         batch). Nodes created on the way are removed again.
         """
-        options = RunOptions(device, fast, liverOnly, minLesionMm3)
+        options = RunOptions(device, liverOnly, minLesionMm3, modelSet)
         return batch.processFiles(self, inputPaths, Path(outputDir), options, overwrite, progress, cancel)
 
     def volumeFromNode(self, volumeNode) -> "Volume":
@@ -88,6 +92,18 @@ class LiverTumorSegLogic:
         voxels, geometry = nodes.voxelsAndGeometry(volume)
         run = EngineRun(voxels, geometry, options.segmentKwargs(), self.engineCommand)
         return runToCompletion(run, progress, cancel)
+
+    @staticmethod
+    def modelSets() -> list:
+        """The model sets of the library's models folder (its sets.json), the default first; [] if unreadable."""
+        from LiverTumorSegLib.config import models_dir
+        from LiverTumorSegLib.errors import LiverTumorSegError
+        from LiverTumorSegLib.model_sets import list_model_sets
+
+        try:
+            return list_model_sets(models_dir())
+        except LiverTumorSegError:
+            return []
 
     @staticmethod
     def modelSetLine(result: "SegmentationResult") -> str:
@@ -146,16 +162,184 @@ class LiverTumorSegLogic:
     def _writeResult(self, volumeNode, result: "SegmentationResult", segmentationNode, liverOnly: bool,
                      created: list) -> None:
         """Write segments, lesion table and summary attributes (new nodes are appended to `created`)."""
+        from LiverTumorSegLib import LIVER
+
         ijkToRas = nodes.ijkToRas(volumeNode)
+        keptTumor = liverOnly and "Liver tumor" in nodes.segmentNames(segmentationNode)
         for spec in self.segmentSpecs(liverOnly):
-            nodes.writeSegment(segmentationNode, spec, result.labels == spec.label, ijkToRas)
-        tableNode = nodes.lesionTableNode(segmentationNode)
-        if tableNode is None:
-            tableNode = nodes.lesionTableNode(segmentationNode, create=True)
-            created.append(tableNode)
-            nodes.placeBeside(tableNode, volumeNode)
-        nodes.fillLesionTable(tableNode, result.lesions)
+            mask = self.segmentMask(result.labels, spec.label)
+            if keptTumor and spec.label == LIVER:  # the kept tumors stay inside the new liver
+                mask = mask | editing.segmentArray(segmentationNode, "Liver tumor", volumeNode)
+            nodes.writeSegment(segmentationNode, spec, mask, ijkToRas)
+        segmentationNode.SetNodeReferenceID(editing.VOLUME_ROLE, volumeNode.GetID())
+        if nodes.lesionTableNode(segmentationNode) is None:
+            created.append(nodes.lesionTableNode(segmentationNode, create=True))
+            nodes.placeBeside(created[-1], volumeNode)
+        if keptTumor:  # a liver-only re-run keeps the tumor segment: the table and summary describe it
+            result = editing.resultFromLabels(volumeNode, editing.labelsOf(segmentationNode, volumeNode),
+                                              {"device": result.device, "model_set": result.model_set})
+        nodes.fillLesionTable(nodes.lesionTableNode(segmentationNode), result.lesions)
         nodes.storeSummary(segmentationNode, result)
+
+    # Correct and re-run (the Liver segment edited in the Segment Editor, lesions added or removed)
+
+    def findTumorsRun(self, volumeNode, segmentationNode, options: RunOptions = RunOptions()) -> EngineRun:
+        """An engine run (not started) of the tumor stage alone inside the segmentation's (edited) Liver."""
+        requireDependencies()
+        liver = self._editedLiver(volumeNode, segmentationNode)
+        voxels, geometry = nodes.voxelsAndGeometry(self.volumeFromNode(volumeNode))
+        return EngineRun(voxels, geometry, options.segmentKwargs(), self.engineCommand, EngineTask(liverMask=liver))
+
+    def findTumors(self, volumeNode, segmentationNode, options: RunOptions = RunOptions(),
+                   progress: Progress | None = None, cancel: threading.Event | None = None):
+        """Re-run only the tumor stage inside the edited "Liver" segment; replace "Liver tumor" and the table.
+
+        Can be used without GUI widget; `undo(segmentationNode)` puts the previous tumors back.
+        """
+        result = runToCompletion(self.findTumorsRun(volumeNode, segmentationNode, options), progress, cancel)
+        return self.applyTumors(volumeNode, segmentationNode, result)
+
+    def applyTumors(self, volumeNode, segmentationNode, result: "SegmentationResult"):
+        """Put a Find-tumors result into the segmentation: "Liver tumor", the lesion table and the summary."""
+        from LiverTumorSegLib import TUMOR
+
+        self._checkEditable(volumeNode, segmentationNode, result.labels.shape)
+        liver = editing.segmentArray(segmentationNode, "Liver", volumeNode)
+        editing.snapshot(segmentationNode)
+        self._writeEdited(volumeNode, segmentationNode, (result.labels == TUMOR) & liver, result)  # in the edited liver only
+        return segmentationNode
+
+    def addLesionRun(self, volumeNode, segmentationNode, rasPoint, options: RunOptions = RunOptions()) -> EngineRun:
+        """An engine run (not started) that segments the one lesion at a world RAS point inside the Liver."""
+        requireDependencies()
+        liver = self._editedLiver(volumeNode, segmentationNode)
+        ijk = self._pointIndex(volumeNode, rasPoint)
+        voxels, geometry = nodes.voxelsAndGeometry(self.volumeFromNode(volumeNode))
+        return EngineRun(voxels, geometry, options.segmentKwargs(), self.engineCommand,
+                         EngineTask(liverMask=liver, lesionAt=ijk))
+
+    def addLesionAt(self, volumeNode, segmentationNode, rasPoint, options: RunOptions = RunOptions(),
+                    progress: Progress | None = None, cancel: threading.Event | None = None) -> int:
+        """Segment a lesion the model missed around a world RAS point; add it to "Liver tumor" and the table.
+
+        Returns the new lesion's id in the table. Raises LiverTumorSegError when no lesion is found there.
+        Can be used without GUI widget; `undo(segmentationNode)` removes it again.
+        """
+        mask = runToCompletion(self.addLesionRun(volumeNode, segmentationNode, rasPoint, options), progress, cancel)
+        return self.applyAddedLesion(volumeNode, segmentationNode, mask, rasPoint)
+
+    def applyAddedLesion(self, volumeNode, segmentationNode, mask, rasPoint) -> int:
+        """Add a lesion mask (z, y, x on the volume's grid) to "Liver tumor" (and "Liver"); return its table id."""
+        from LiverTumorSegLib.errors import LiverTumorSegError
+
+        self._checkEditable(volumeNode, segmentationNode, mask.shape)
+        if not mask.any():
+            raise LiverTumorSegError(f"no lesion found at {tuple(round(v, 1) for v in rasPoint)}: place the point on the "
+                                     "lesion's centre, or draw the lesion in the Segment Editor")
+        editing.snapshot(segmentationNode)
+        tumor = editing.segmentArray(segmentationNode, "Liver tumor", volumeNode) | mask
+        result = self._writeEdited(volumeNode, segmentationNode, tumor)
+        lesion = editing.componentAt(tumor, self._pointIndex(volumeNode, rasPoint), tuple(volumeNode.GetSpacing())[::-1])
+        return self._lesionIdAt(volumeNode, result, lesion if lesion.any() else mask)
+
+    def removeLesionAt(self, segmentationNode, rasPoint, volumeNode=None) -> int:
+        """Remove the lesion under a world RAS point from "Liver tumor" and its row; return its former id.
+
+        `volumeNode` defaults to the CT the segmentation was made from. Raises LiverTumorSegError when no lesion
+        is under the point. Can be used without GUI widget; `undo(segmentationNode)` puts it back.
+        """
+        requireDependencies()
+        from LiverTumorSegLib.errors import LiverTumorSegError
+
+        volumeNode = volumeNode or editing.referencedVolume(segmentationNode)
+        self._checkEditable(volumeNode, segmentationNode, None)
+        ijk = self._pointIndex(volumeNode, rasPoint)
+        tumor = editing.segmentArray(segmentationNode, "Liver tumor", volumeNode)
+        lesion = editing.componentAt(tumor, ijk, tuple(volumeNode.GetSpacing())[::-1])
+        if not lesion.any():
+            raise LiverTumorSegError(f"no lesion of '{segmentationNode.GetName()}' at {tuple(round(v, 1) for v in rasPoint)}")
+        before = editing.resultFromLabels(volumeNode, editing.labelsOf(segmentationNode, volumeNode), {})
+        lesionId = self._lesionIdAt(volumeNode, before, lesion)
+        editing.snapshot(segmentationNode)
+        self._writeEdited(volumeNode, segmentationNode, tumor & ~lesion)
+        return lesionId
+
+    @staticmethod
+    def canUndo(segmentationNode) -> bool:
+        """True when Find tumors / Add / Remove lesion on this segmentation can be undone."""
+        return editing.canRestore(segmentationNode)
+
+    @staticmethod
+    def undo(segmentationNode) -> bool:
+        """Undo the last Find tumors / Add / Remove lesion: segments, table and summary as before (False if none)."""
+        return editing.restore(segmentationNode)
+
+    def _editedLiver(self, volumeNode, segmentationNode):
+        """The segmentation's "Liver" on the volume's grid; InvalidInputError when it is missing or empty."""
+        from LiverTumorSegLib.errors import InvalidInputError
+
+        self._checkEditable(volumeNode, segmentationNode, None)
+        liver = editing.segmentArray(segmentationNode, "Liver", volumeNode)
+        if not liver.any():
+            raise InvalidInputError(f"segmentation '{segmentationNode.GetName()}' has no (or an empty) 'Liver' segment: "
+                                    "segment the liver first, or draw it in the Segment Editor")
+        return liver
+
+    def _checkEditable(self, volumeNode, segmentationNode, shape) -> None:
+        """InvalidInputError unless the volume is a CT in the segmentation's scene, on the grid of `shape`."""
+        from LiverTumorSegLib.errors import InvalidInputError
+
+        nodes.checkVolumeNode(volumeNode)
+        if segmentationNode is None or segmentationNode.GetScene() is not volumeNode.GetScene():
+            raise InvalidInputError("select a segmentation of this CT (made by this module or with a 'Liver' segment)")
+        if shape is not None and tuple(shape) != nodes.arrayShape(volumeNode):
+            raise InvalidInputError(f"volume '{volumeNode.GetName()}' changed size while it was being segmented")
+
+    def _pointIndex(self, volumeNode, rasPoint) -> tuple[int, int, int]:
+        """The voxel index (x, y, z) of a world RAS point; InvalidInputError outside the volume."""
+        from LiverTumorSegLib.errors import InvalidInputError
+
+        ijk = editing.worldToIjk(volumeNode, rasPoint)
+        if not editing.insideVolume(volumeNode, ijk):
+            raise InvalidInputError(f"the point {tuple(round(v, 1) for v in rasPoint)} is outside '{volumeNode.GetName()}'")
+        return ijk
+
+    def _writeEdited(self, volumeNode, segmentationNode, tumor, result=None):
+        """Write "Liver tumor" (and "Liver" grown to hold it), then the table and summary measured from them."""
+        from LiverTumorSegLib import LIVER, TUMOR
+        from LiverTumorSegLib.terminology import SEGMENTS
+
+        specs = {spec.label: spec for spec in SEGMENTS}
+        ijkToRas = nodes.ijkToRas(volumeNode)
+        liver = editing.segmentArray(segmentationNode, "Liver", volumeNode)
+        if (tumor & ~liver).any():
+            nodes.writeSegment(segmentationNode, specs[LIVER], liver | tumor, ijkToRas)
+        nodes.writeSegment(segmentationNode, specs[TUMOR], tumor, ijkToRas)
+        previous = nodes.readSummary(segmentationNode)
+        if result is not None:
+            previous = {"device": result.device, "model_set": result.model_set}
+        measured = editing.resultFromLabels(volumeNode, editing.labelsOf(segmentationNode, volumeNode), previous)
+        if result is not None:
+            measured.warnings, measured.timings = list(result.warnings), dict(result.timings)
+        tableNode = nodes.lesionTableNode(segmentationNode) or nodes.lesionTableNode(segmentationNode, create=True)
+        nodes.fillLesionTable(tableNode, measured.lesions)
+        nodes.storeSummary(segmentationNode, measured)
+        return measured
+
+    @staticmethod
+    def _lesionIdAt(volumeNode, result, lesion) -> int:
+        """The id in `result` of the lesion whose voxels are `lesion` (z, y, x): same size, nearest centroid."""
+        zyx = np.argwhere(lesion)
+        ras = (nodes.ijkToRas(volumeNode) @ np.append(zyx[:, ::-1].mean(0), 1.0))[:3]
+        same = [l for l in result.lesions if l.voxels == len(zyx)] or result.lesions
+        return min(same, key=lambda l: float(np.linalg.norm(np.asarray(l.centroid_ras) - ras))).id
+
+    @staticmethod
+    def segmentMask(labels, label: int):
+        """The (z, y, x) bool mask of one segment: "Liver" holds its tumors (they overlap, as in LiTS)."""
+        from LiverTumorSegLib import LIVER, TUMOR
+
+        return (labels == LIVER) | (labels == TUMOR) if label == LIVER else labels == label
 
     @staticmethod
     def segmentSpecs(liverOnly: bool = False) -> list:
@@ -182,8 +366,12 @@ class LiverTumorSegLogic:
 
     @staticmethod
     def lesionCentroid(segmentationNode, lesionId: int, volumeNode=None) -> tuple[float, float, float]:
-        """World RAS position (mm) of a lesion's centroid, for jumping slice views to it."""
-        return nodes.lesionCentroidWorld(nodes.lesionTableNode(segmentationNode), lesionId, volumeNode)
+        """World RAS position (mm) of a lesion's centroid, for jumping slice views to it.
+
+        Placed through the segmentation's own parent transform (that of the CT it was made from); `volumeNode`
+        is ignored (kept for callers of earlier versions): the selected volume may be another one.
+        """
+        return nodes.lesionCentroidWorld(nodes.lesionTableNode(segmentationNode), lesionId, segmentationNode)
 
     @staticmethod
     def presetNames() -> list[str]:
@@ -207,11 +395,33 @@ class LiverTumorSegLogic:
         nodes.applyWindow(volumeNode, available[presetName])
 
     def availableDevices(self) -> list[str]:
-        """Devices the engine can really use here: ["cpu"] or ["cpu", "cuda"] (checked once, in the engine process)."""
+        """Devices the engine can really use here: ["cpu"] or ["cpu", "cuda"] (checked once, in the engine process).
+
+        Blocks until the check is done (seconds: it starts the engine); the panel uses startDeviceCheck().
+        """
         requireDependencies()
-        if LiverTumorSegLogic._devices is None:
-            LiverTumorSegLogic._devices = probeDevices(self.engineCommand)
+        self.startDeviceCheck()
+        LiverTumorSegLogic._deviceCheck.join()
         return list(LiverTumorSegLogic._devices[0])
+
+    def startDeviceCheck(self) -> None:
+        """Start the one-time device check in a background thread (returns at once; see knownDevices)."""
+        requireDependencies()
+        with LiverTumorSegLogic._deviceLock:
+            if LiverTumorSegLogic._deviceCheck is None:
+                command = self.engineCommand
+
+                def check() -> None:
+                    LiverTumorSegLogic._devices = probeDevices(command)
+
+                LiverTumorSegLogic._deviceCheck = threading.Thread(target=check, name="LiverTumorSeg-devices", daemon=True)
+                LiverTumorSegLogic._deviceCheck.start()
+
+    @staticmethod
+    def knownDevices() -> tuple[list[str], str] | None:
+        """(usable devices, why CUDA is not) once the background device check is done, else None."""
+        devices = LiverTumorSegLogic._devices
+        return (list(devices[0]), devices[1]) if devices is not None else None
 
     def cudaUnavailableReason(self) -> str:
         """Why CUDA cannot be used here ("" when it can), from the same one-time engine check."""

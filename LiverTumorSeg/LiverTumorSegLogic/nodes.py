@@ -224,8 +224,8 @@ def readSummary(segmentationNode) -> dict[str, str]:
     return {n[len(ATTRIBUTE_PREFIX):]: segmentationNode.GetAttribute(n) for n in names if n.startswith(ATTRIBUTE_PREFIX)}
 
 
-def lesionCentroidWorld(tableNode, lesionId: int, volumeNode=None) -> tuple[float, float, float]:
-    """World RAS (mm) of lesion `lesionId`'s centroid, through the volume's parent transforms if any."""
+def lesionCentroidWorld(tableNode, lesionId: int, transformedNode=None) -> tuple[float, float, float]:
+    """World RAS (mm) of lesion `lesionId`'s centroid, through `transformedNode`'s parent transforms if any."""
     from LiverTumorSegLib.errors import LiverTumorSegError
 
     ids = slicer.util.arrayFromTableColumn(tableNode, "id")
@@ -235,7 +235,7 @@ def lesionCentroidWorld(tableNode, lesionId: int, volumeNode=None) -> tuple[floa
     table = tableNode.GetTable()
     ras = [table.GetValue(int(rows[0]), tableNode.GetColumnIndex(name)).ToDouble()
            for name in lesionColumnNames() if name.endswith("_ras")]
-    parent = volumeNode.GetParentTransformNode() if volumeNode is not None else None
+    parent = transformedNode.GetParentTransformNode() if transformedNode is not None else None
     if parent is None:
         return tuple(ras)
     toWorld = vtk.vtkGeneralTransform()

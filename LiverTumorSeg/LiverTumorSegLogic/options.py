@@ -6,17 +6,16 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class RunOptions:
-    """How to run the cascade: device ("auto" | "cpu" | "cuda"), fast mode, liver only, smallest lesion kept."""
+    """How to run the cascade: device ("auto" | "cpu" | "cuda"), liver only, smallest lesion kept, model set."""
 
     device: str = "auto"
-    fast: bool = False
     liverOnly: bool = False
     minLesionMm3: float | None = None  # None: the library's default
-    modelSet: str = ""  # a model set of the library's models folder; "" = its default (or "fast" with `fast`)
+    modelSet: str = ""  # a model set of the library's models folder (its sets.json); "" = its default
 
     def segmentKwargs(self) -> dict:
         """The keyword options of LiverTumorSegLib.segment for this run: the one place to add a new option."""
-        kwargs = {"device": self.device, "fast": self.fast, "liver_only": self.liverOnly}
+        kwargs = {"device": self.device, "liver_only": self.liverOnly}
         if self.modelSet:
             kwargs["model_set"] = self.modelSet
         if self.minLesionMm3 is not None:

@@ -26,7 +26,8 @@ MODULE_DIR = REPO / "LiverTumorSeg"
 LIST_FILE = Path(__file__).with_name("slicer_api.txt")
 #: Receivers that are Python modules, not Slicer objects.
 PYTHON_MODULES = {"os", "sys", "json", "signal", "subprocess", "threading", "shutil", "tempfile", "time", "np",
-                  "sitk", "importlib", "importlib.util", "logging", "log", "protocol", "traceback", "ast", "ort", "self.ui"}
+                  "sitk", "importlib", "importlib.util", "logging", "log", "protocol", "traceback", "ast", "ort", "self.ui",
+                  "psutil", "proctree", "uuid", "importlib.metadata", "site", "re"}
 #: Methods of the widgets, models and parameter node wrapper that the widget code calls.
 WIDGET_RECEIVERS = ("self.ui.", "view.", "tableView.", "model.", "self._parameterNode.", "combo.", "uiWidget.")
 

@@ -28,9 +28,14 @@ def _extra(name: str) -> list[Requirement]:
 
 
 def _pinned(requirements: list[Requirement], python: str) -> set[str]:
-    """`name==version` of the requirements whose marker holds for Python `python`."""
+    """`name<specifier>` of the requirements whose marker holds for Python `python`."""
     env = {"python_version": python, "python_full_version": python + ".0"}
     return {f"{r.name}{r.specifier}" for r in requirements if r.marker is None or r.marker.evaluate(env)}
+
+
+def _normal(requirements: list[str]) -> set[str]:
+    """Requirement strings in packaging's normal form (specifiers sorted)."""
+    return {f"{r.name}{r.specifier}" for r in map(Requirement, requirements)}
 
 
 def test_runtime_packages_cover_every_library_dependency_slicer_lacks():
@@ -51,15 +56,60 @@ def test_runtime_packages_cover_every_library_dependency_slicer_lacks():
 def test_installed_pins_are_the_pyproject_pins_for_each_slicer_python(python):
     version = tuple(int(v) for v in python.split("."))
     names = list(dependencies.RUNTIME_PACKAGES)
-    assert set(dependencies.pipRequirements(names, False, version)) == _pinned(_extra("slicer-runtime"), python)
+    assert _normal(dependencies.pipRequirements(names, False, version)) == _pinned(_extra("slicer-runtime"), python)
     gpu = dependencies.pipRequirements(["onnxruntime"], True, version)
-    assert set(gpu) == _pinned(_extra("slicer-runtime-gpu"), python)
+    assert _normal(gpu) == _pinned(_extra("slicer-runtime-gpu"), python)
 
 
 def test_python_3_9_gets_the_last_onnxruntime_with_3_9_wheels():
     assert dependencies.pipRequirements(["onnxruntime", "cc3d"], False, (3, 9)) == [
         "onnxruntime==1.19.2", "connected-components-3d==4.1.1"]
-    assert dependencies.pipRequirements(["onnxruntime"], True, (3, 12)) == ["onnxruntime-gpu==1.31.1"]
+
+
+@pytest.mark.parametrize("version, platform", [
+    ("1.19.2", "macOS 11-12 Intel or Apple silicon (universal2, cp312)"), ("1.23.2", "macOS 13 Intel (last x86_64 wheel)"),
+    ("1.24.1", "Linux glibc 2.27"), ("1.31.1", "Windows, Linux glibc 2.28+, macOS 14+ Apple silicon (tested)")])
+def test_python_3_12_takes_whichever_onnxruntime_this_platform_has_wheels_for(version, platform):
+    from packaging.specifiers import SpecifierSet
+
+    for gpu in (False, True):
+        (requirement,) = dependencies.pipRequirements(["onnxruntime"], gpu, (3, 12))
+        assert version in Requirement(requirement).specifier, f"{platform} could not install {requirement}"
+    assert "1.19.1" not in SpecifierSet(">=" + dependencies.MINIMUM_VERSIONS["onnxruntime"])
+
+
+def _fake_install(monkeypatch, tmp_path, importable=True, version="1.31.1", leftover=False):
+    """Pretend onnxruntime is in a given state (the rest installed), with site-packages in tmp_path."""
+    real_find_spec, real_version = dependencies.importlib.util.find_spec, dependencies.installedVersion
+    monkeypatch.setattr(dependencies.importlib.util, "find_spec",
+                        lambda name, *a: (object() if importable else None) if name == "onnxruntime" else real_find_spec(name, *a))
+    monkeypatch.setattr(dependencies, "installedVersion", lambda name: version if name == "onnxruntime" else real_version(name))
+    monkeypatch.setattr(dependencies.site, "getsitepackages", lambda: [str(tmp_path)])
+    monkeypatch.setattr(dependencies.site, "getusersitepackages", lambda: str(tmp_path / "user"))
+    if leftover:
+        (tmp_path / "~nnxruntime").mkdir()
+
+
+@pytest.mark.parametrize("state, reason", [
+    ({"importable": False, "version": None}, "missing"),
+    ({"importable": True, "version": None}, "broken"),
+    ({"importable": False, "version": "1.31.1"}, "broken"),
+    ({"leftover": True}, "broken"),
+    ({"version": "1.14.1"}, "too old: 1.14.1"),
+], ids=["missing", "files-without-metadata", "metadata-without-files", "pip-leftovers", "too-old"])
+def test_a_dependency_counts_only_when_importable_at_a_usable_version(monkeypatch, tmp_path, state, reason):
+    _fake_install(monkeypatch, tmp_path, **state)
+    problems = dependencies.dependencyProblems()
+    assert list(problems) == ["onnxruntime"] and problems["onnxruntime"].startswith(reason)
+    arguments = dependencies.pipArguments(problems, False)
+    assert ("--force-reinstall" in arguments) == (reason != "missing"), "a broken or old install is reinstalled"
+    with pytest.raises(ModuleNotFoundError, match="onnxruntime"):
+        dependencies.requireDependencies()
+
+
+def test_the_offline_message_says_what_to_install_and_how():
+    advice = dependencies.offlineAdvice(["onnxruntime==1.19.2", "psutil==7.2.2"])
+    assert "pip download" in advice and "--no-index" in advice and "'psutil==7.2.2'" in advice
 
 
 def test_dependency_check_passes_here():

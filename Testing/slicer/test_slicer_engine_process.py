@@ -2,9 +2,13 @@
 from __future__ import annotations
 
 import sys
+import os
+import signal
 import textwrap
 import threading
+import time
 from dataclasses import asdict
+from pathlib import Path
 
 import numpy as np
 import psutil
@@ -17,6 +21,8 @@ from LiverTumorSegLogic import EngineError, EngineRun
 from LiverTumorSegLogic.engine_process import WORKER_SCRIPT, runToCompletion
 
 TINY = (np.zeros((4, 4, 4), np.int16), asdict(Geometry((1.0, 1.0, 1.0))))
+#: PythonSlicer's stand-in: a parent that ignores SIGTERM and runs the worker as its child (launcher_stub.py).
+LAUNCHER = [sys.executable, str(Path(__file__).with_name("launcher_stub.py"))]
 
 
 def _fake_child(body: str) -> list[str]:
@@ -65,9 +71,9 @@ def test_cancel_ends_the_child_and_leaves_no_files(shared_data):
     before = _poll(run, until=lambda s: s.fraction >= 0.05)[-1]
     assert not before.done, "the CT finished before the cancel: the test no longer tests cancelling"
     pid = run.pid
-    run.cancel()  # terminates, kills after 2 s, and reaps the child before returning
+    run.cancel()  # kills the process tree and returns at once; done once every process is gone
+    final = run.wait(30)
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    final = run.state()
     assert final.done and isinstance(final.error, CancelledError) and run.cancelRequested
     assert not run.workDir.exists()
 
@@ -188,3 +194,64 @@ def test_an_explicit_cuda_request_where_cuda_is_unusable_is_a_clear_error(monkey
 def test_the_panel_device_check_runs_in_the_engine_process(logic):
     assert logic.availableDevices() == ["cpu"]  # this environment has the CPU build of ONNX Runtime
     assert logic.cudaUnavailableReason() == "ONNX Runtime has no CUDA provider here"
+
+
+def _gone(pid: int) -> bool:
+    """True when process `pid` no longer runs (a zombie awaiting its parent counts as gone)."""
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+@pytest.fixture(scope="module")
+def large_ct(shared_data) -> sitk.Image:
+    """chaos_ct3 (512 x 512 x 78): its segmentation runs for seconds, well past a cancel or a kill."""
+    return sitk.ReadImage(str(shared_data / "chaos_ct3" / "ct.nii.gz"))
+
+
+def _started_through_launcher(ct: sitk.Image) -> EngineRun:
+    """A real engine run started as PythonSlicer does it, polled until the worker has begun segmenting."""
+    run = _run(ct, {}, LAUNCHER + [str(WORKER_SCRIPT)]).start()
+    before = _poll(run, until=lambda s: s.fraction > 0 and run.workerPid is not None)[-1]
+    assert not before.done, f"the run ended before the test could stop it: {before.error}"
+    assert run.workerPid != run.pid, "the worker must run as the launcher's child"
+    return run
+
+
+def test_cancel_through_a_launcher_kills_the_real_worker_without_blocking_and_writes_nothing(large_ct):
+    run = _started_through_launcher(large_ct)
+    launcher, worker, workDir = run.pid, run.workerPid, run.workDir
+    started = time.monotonic()
+    run.cancel()
+    assert time.monotonic() - started < 0.5, "cancel() must not block the GUI"
+    final = run.wait(30)
+    assert final.done and isinstance(final.error, CancelledError)
+    assert _gone(worker), "the real engine (the launcher's child) kept running after Cancel"
+    assert _gone(launcher)
+    assert not workDir.exists(), "the cancelled run's files must be deleted"
+
+
+def test_a_cancelled_launcher_run_is_not_done_while_its_worker_still_runs(large_ct, monkeypatch):
+    from LiverTumorSegLogic import proctree
+
+    run = _started_through_launcher(large_ct)
+    worker = run.workerPid
+    monkeypatch.setattr(proctree, "killAll", lambda processes, groupId=None: [
+        p.kill() for p in processes if p.pid != worker])  # as if only the launcher could be stopped
+    monkeypatch.setattr(run, "_closeStdin", lambda: None)  # ... and the worker ignored its closed stdin
+    run.cancel()
+    time.sleep(1.0)
+    assert not _gone(worker)
+    assert not run.state().done, "a run must stay busy (Apply disabled) while an engine process of it runs"
+    os.kill(worker, signal.SIGKILL)
+    assert run.wait(30).done and not run.workDir.exists()
+
+
+def test_a_worker_killed_under_the_launcher_is_reported_as_out_of_memory_not_exit_code_1(large_ct):
+    run = _started_through_launcher(large_ct)
+    os.kill(run.workerPid, signal.SIGKILL)  # what the kernel's out-of-memory killer does
+    final = run.wait(30)
+    assert final.done and isinstance(final.error, EngineError)
+    assert "ran out of memory" in final.error.message and "code 1" not in final.error.message
+    assert "exit abnormally" in final.error.output, "the launcher's own words stay in the details"

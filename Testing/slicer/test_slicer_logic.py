@@ -147,7 +147,7 @@ def test_rerun_into_an_edited_segmentation_refuses_and_keeps_the_manual_edits(he
 
     logic.applyResult(ct_node, small_ct_result, segmentationNode, replaceSegments=True)
     liver = slicer.util.arrayFromSegmentBinaryLabelmap(segmentationNode, liverId, ct_node)
-    assert np.array_equal(liver, (small_ct_result.labels == 1).astype(liver.dtype))
+    assert np.array_equal(liver, (small_ct_result.labels > 0).astype(liver.dtype))
     assert [segmentation.GetNthSegment(i).GetName() for i in range(segmentation.GetNumberOfSegments())] == [
         "Liver", "Liver tumor", "Radiologist note"]
 
@@ -293,3 +293,16 @@ def test_segments_carry_terminology_in_the_tag_slicer_5_8_reads(processed):
     tag = vtk.reference("")
     assert segment.GetTag(segment.GetTerminologyEntryTagName(), tag)  # no GetTerminology() before Slicer 5.10
     assert str(tag) == SEGMENTS[0].terminology_entry()
+
+
+def test_liver_segment_contains_its_tumors_so_its_volume_is_the_panel_liver_volume(logic, lesion_case):
+    path, result = lesion_case
+    volumeNode = slicer.util.loadVolume(str(path))
+    segmentationNode = logic.applyResult(volumeNode, result)
+    segmentation = segmentationNode.GetSegmentation()
+    liver, tumor = (slicer.util.arrayFromSegmentBinaryLabelmap(
+        segmentationNode, segmentation.GetSegmentIdBySegmentName(name), volumeNode) > 0 for name in ("Liver", "Liver tumor"))
+    assert tumor.any() and (liver & tumor).sum() == tumor.sum(), "'Liver tumor' must lie inside 'Liver'"
+    assert np.array_equal(liver, result.labels > 0)
+    voxel_ml = float(np.prod(result.geometry.spacing)) / 1000.0
+    assert liver.sum() * voxel_ml == pytest.approx(result.liver_volume_ml), "Segment Statistics must agree with the panel"

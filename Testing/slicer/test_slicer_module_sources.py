@@ -61,11 +61,14 @@ def test_the_panel_has_the_controls_the_issue_asks_for():
     expected = {
         "inputVolumeSelector": "qMRMLNodeComboBox", "outputSegmentationSelector": "qMRMLNodeComboBox",
         "liverWindowButton": "QPushButton", "abdomenWindowButton": "QPushButton", "deviceComboBox": "QComboBox",
-        "fastCheckBox": "QCheckBox", "liverOnlyCheckBox": "QCheckBox", "minLesionSpinBox": "QDoubleSpinBox",
+        "modelSetComboBox": "QComboBox", "liverOnlyCheckBox": "QCheckBox", "minLesionSpinBox": "QDoubleSpinBox",
         "advancedCollapsibleButton": "ctkCollapsibleButton", "applyButton": "QPushButton",
         "cancelButton": "QPushButton", "progressBar": "QProgressBar", "statusLabel": "QLabel",
         "lesionTableView": "qMRMLTableView", "liverVolumeLabel": "QLabel", "tumorBurdenLabel": "QLabel",
+        "findTumorsButton": "QPushButton", "addLesionButton": "QPushButton", "removeLesionButton": "QPushButton",
+        "undoButton": "QPushButton", "pointSelector": "qMRMLNodeComboBox", "pointPlaceWidget": "qSlicerMarkupsPlaceWidget",
     }
+    assert "fastCheckBox" not in widgets, "the fast model set is no longer shipped: the panel lists the sets instead"
     assert {name: widgets[name].get("class") for name in expected if name in widgets} == expected
     advanced = {p.get("name"): p for p in widgets["advancedCollapsibleButton"].findall("property")}
     assert advanced["collapsed"].findtext("bool") == "true"

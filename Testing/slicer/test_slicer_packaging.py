@@ -93,12 +93,11 @@ def test_extension_metadata_is_complete():
 
 @pytest.mark.parametrize("name", ["EXTENSION_ICONURL", "EXTENSION_SCREENSHOTURLS"])
 def test_icon_and_screenshot_urls_are_raw_files_of_this_repository(name):
-    top = REPO / "CMakeLists.txt"
-    for url in _cmake_value(top, name).split():
+    for url in _repository_urls()[name].split():
         parsed = urlparse(url)
         assert parsed.scheme == "https" and parsed.netloc == "raw.githubusercontent.com", url
         owner, repo, _revision, *path = parsed.path.strip("/").split("/")
-        assert f"github.com/{owner}/{repo}" in _cmake_value(top, "EXTENSION_HOMEPAGE")
+        assert f"github.com/{owner}/{repo}" in _repository_urls()["EXTENSION_HOMEPAGE"]
         assert (REPO / "/".join(path)).is_file(), f"{url} points to a file that is not in the repository"
 
 
@@ -116,7 +115,7 @@ def test_extensions_index_entry_follows_the_catalog_schema():
     assert entry["category"] == _cmake_value(REPO / "CMakeLists.txt", "EXTENSION_CATEGORY")
     assert path.stem == re.search(r"^project\((\w+)\)", (REPO / "CMakeLists.txt").read_text(), re.M).group(1)
     assert entry.get("tier", 5) in (1, 3, 5) and isinstance(entry.get("build_dependencies", []), list)
-    homepage = urlparse(_cmake_value(REPO / "CMakeLists.txt", "EXTENSION_HOMEPAGE"))
+    homepage = urlparse(_repository_urls()["EXTENSION_HOMEPAGE"])
     assert urlparse(entry["scm_url"]).path.removesuffix(".git") == homepage.path
 
 
@@ -129,10 +128,28 @@ def test_repository_has_a_license_and_the_shipped_files_stay_small():
     assert sum(p.stat().st_size for p in shipped) < 100 * 2**20
 
 
-def test_hosting_repository_name_starts_with_slicer_as_the_extensions_index_requires():
-    homepage = urlparse(_cmake_value(REPO / "CMakeLists.txt", "EXTENSION_HOMEPAGE"))
-    owner, repository = homepage.path.strip("/").split("/")[:2]
-    assert repository.startswith("Slicer"), repository
-    assert owner == "OWNER", "keep the explicit placeholder until the organisation is known"
+def _repository_urls() -> dict[str, str]:
+    """The extension's URLs in CMakeLists.txt with EXTENSION_GITHUB_* expanded (as CMake does)."""
+    text = (REPO / "CMakeLists.txt").read_text()
+    values = {"EXTENSION_GITHUB_REPOSITORY": _cmake_value(REPO / "CMakeLists.txt", "EXTENSION_GITHUB_REPOSITORY"),
+              "EXTENSION_GITHUB_BRANCH": _cmake_value(REPO / "CMakeLists.txt", "EXTENSION_GITHUB_BRANCH")}
+    values["_raw"] = re.search(r'set\(_raw "([^"]+)"\)', text).group(1)
+    expand = lambda v: re.sub(r"\$\{(\w+)\}", lambda m: expand(values[m.group(1)]), v)  # noqa: E731
+    return {name: expand(_cmake_value(REPO / "CMakeLists.txt", name))
+            for name in ("EXTENSION_HOMEPAGE", "EXTENSION_ICONURL", "EXTENSION_SCREENSHOTURLS")}
+
+
+def test_the_repository_is_named_in_one_place_and_every_url_is_made_from_it():
+    text = (REPO / "CMakeLists.txt").read_text()
+    repository = _cmake_value(REPO / "CMakeLists.txt", "EXTENSION_GITHUB_REPOSITORY")
+    assert text.count(repository) == 1, "name the repository once (EXTENSION_GITHUB_REPOSITORY)"
+    owner, name = repository.split("/")
+    assert name.startswith("Slicer"), name
+    assert owner == "OWNER", "keep the explicit placeholder until the organisation is known (README: what to fill in)"
+    urls = _repository_urls()
+    assert urlparse(urls["EXTENSION_HOMEPAGE"]).path.strip("/") == repository
+    for url in [urls["EXTENSION_ICONURL"], *urls["EXTENSION_SCREENSHOTURLS"].split()]:
+        path = urlparse(url).path.split("/", 4)[-1]  # /OWNER/Repo/branch/<file>
+        assert url.startswith(f"https://raw.githubusercontent.com/{repository}/") and (REPO / path).is_file(), url
     scm = urlparse(json.loads((REPO / "LiverTumorSeg.json").read_text())["scm_url"])
-    assert scm.path.removesuffix(".git").strip("/") == f"{owner}/{repository}"
+    assert scm.path.removesuffix(".git").strip("/") == repository

@@ -81,9 +81,10 @@ def test_slicer_batch_and_cli_write_the_same_lesion(headless, logic, lesion_ct, 
         slicer_rows = [{k: float(v) for k, v in r.items()} for r in csv.DictReader(f)]
     cli_rows = json.loads((tmp_path / "cli" / "lesion_ct_lesions.json").read_text())["lesions"]
     assert len(slicer_rows) == 1 and slicer_rows[0] == pytest.approx({k: float(v) for k, v in cli_rows[0].items()})
-    seg = sitk.GetArrayFromImage(sitk.ReadImage(report.segmentationFile))
+    seg = sitk.GetArrayFromImage(sitk.ReadImage(report.segmentationFile))  # (z, y, x, layer): the segments overlap
     cli = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "cli" / "lesion_ct_seg.nii.gz")))
-    assert np.array_equal(seg, cli)
+    assert seg.shape == cli.shape + (2,), "Liver (with its tumors) and Liver tumor overlap, so they take two layers"
+    assert np.array_equal(seg[..., 0] > 0, cli > 0) and np.array_equal(seg[..., 1] > 0, cli == 2)
 
 
 def test_slicer_liver_only_never_calls_the_tumor_model(logic, lesion_ct, tiny_models):

@@ -1,8 +1,9 @@
 """Render panel.png: the module panel from the real LiverTumorSeg.ui, as it looks after Apply on the demo CT.
 
 Not a screenshot of 3D Slicer: Qt (PyQt5, offscreen) builds the .ui file itself, with plain Qt
-stand-ins for the four Slicer/CTK classes (ctkCollapsibleButton -> QGroupBox whose contents are hidden
-when collapsed, qMRMLNodeComboBox -> QComboBox, qMRMLTableView -> QTableWidget, qMRMLWidget -> QWidget).
+stand-ins for the five Slicer/CTK classes (ctkCollapsibleButton -> QGroupBox whose contents are hidden
+when collapsed, qMRMLNodeComboBox -> QComboBox, qMRMLTableView -> QTableWidget, qMRMLWidget -> QWidget,
+qSlicerMarkupsPlaceWidget -> QToolButton).
 The values are those the widget writes after segmenting the built-in demo CT with the library; the
 lesion table headers are the module's column titles and units. Run from the repository root with a
 Python that has PyQt5 (`pip install -e ".[docs]"`) and the library:
@@ -23,7 +24,8 @@ MODULE_DIR = HERE.parents[1]
 UI_FILE = MODULE_DIR / "Resources" / "UI" / "LiverTumorSeg.ui"
 OUT = HERE / "panel.png"
 STAND_INS = {"ctkCollapsibleButton": "QGroupBox", "qMRMLNodeComboBox": "QComboBox",
-             "qMRMLTableView": "QTableWidget", "qMRMLWidget": "QWidget"}
+             "qMRMLTableView": "QTableWidget", "qMRMLWidget": "QWidget", "qSlicerMarkupsPlaceWidget": "QToolButton"}
+SHOWN_AFTER_A_RUN = {"resultsCollapsibleButton", "correctCollapsibleButton"}  # the widget unfolds them after Apply
 KEPT = {"text", "toolTip", "enabled", "geometry", "minimumSize", "wordWrap"}  # properties the stand-ins take
 
 
@@ -64,7 +66,12 @@ def demo_values() -> dict:
     for name in lesionColumnNames():
         unit = next((u for suffix, u in COLUMN_UNITS.items() if name.endswith(suffix)), "")
         headers.append(columnTitle(name) + (f" [{unit}]" if unit else ""))  # as qMRMLTableModel writes them
-    return {"summary": result.summary(), "rows": [lesion.row() for lesion in result.lesions], "headers": headers}
+    from LiverTumorSegLib.config import models_dir
+    from LiverTumorSegLib.model_sets import list_model_sets
+
+    sets = [s.name for s in list_model_sets(models_dir())]
+    return {"summary": result.summary(), "rows": [lesion.row() for lesion in result.lesions], "headers": headers,
+            "model_sets": sets}
 
 
 def fill(panel, values: dict, collapsed: set[str]) -> None:
@@ -76,6 +83,10 @@ def fill(panel, values: dict, collapsed: set[str]) -> None:
     if device.count() == 0:
         device.addItems(["Auto", "CPU", "GPU (CUDA)"])
     device.setItemText(2, "GPU (CUDA) (not available)")
+    modelSets = find(QtWidgets.QComboBox, "modelSetComboBox")
+    modelSets.addItems(["Default"] + values["model_sets"])
+    find(QtWidgets.QComboBox, "pointSelector").addItem("Lesion point")
+    find(QtWidgets.QToolButton, "pointPlaceWidget").setText("Place")
     summary = values["summary"]
     find(QtWidgets.QLabel, "liverVolumeLabel").setText(f"{summary['liver_volume_ml']:.1f} ml")
     find(QtWidgets.QLabel, "tumorVolumeLabel").setText(f"{summary['tumor_volume_ml']:.2f} ml")
@@ -94,7 +105,7 @@ def fill(panel, values: dict, collapsed: set[str]) -> None:
             table.setItem(r, c, QtWidgets.QTableWidgetItem(str(value)))
     table.resizeColumnsToContents()
     for box in panel.findChildren(QtWidgets.QGroupBox):
-        folded = box.objectName() in collapsed and box.objectName() != "resultsCollapsibleButton"  # shown after a run
+        folded = box.objectName() in collapsed and box.objectName() not in SHOWN_AFTER_A_RUN
         box.setTitle(("▸ " if folded else "▾ ") + box.title())
         for child in box.findChildren(QtWidgets.QWidget):
             child.setVisible(not folded and child.isVisibleTo(box))
