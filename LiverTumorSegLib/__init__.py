@@ -10,6 +10,7 @@ from .cases import CaseOptions
 from .cohort import run_cohort
 from .config import SegmentationConfig
 from .dicom_seg import read_dicom_seg_labels, write_dicom_seg
+from .followup import compare, write_comparison
 from .geometry import Geometry, Volume
 from .result import BACKGROUND, LABEL_NAMES, LIVER, TUMOR, Lesion, SegmentationResult
 from .windowing import PRESETS, WindowPreset, apply_window

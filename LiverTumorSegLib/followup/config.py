@@ -41,6 +41,7 @@ class MatchingConfig:
     max_distance_mm: float = 10.0  # lesions left unmatched by overlap pair up by centroid distance up to this
     min_part_ml: float = 0.5  # merged / split only when two or more of the joined lesions have this much each;
     # a small satellite fused with (or broken off) a large lesion is judged by the total volume change instead
+    min_in_view: float = 0.9  # a lesion with less of its volume inside the other CT's field of view is "out of view"
     change_percent: float = 20.0  # grown / shrunk: volume change of at least +-20 % ...
     change_ml: float = 0.5  # ... and of at least 0.5 ml; otherwise stable
 

@@ -18,9 +18,12 @@ from ..geometry import Geometry
 from ..lesions import measure_lesions
 from ..result import TUMOR, Lesion
 from .config import MatchingConfig
-from .registration import warp_labels
+from .registration import in_view, warp_labels
 
-STATUSES = ("stable", "grown", "shrunk", "new", "disappeared", "merged", "split")
+# Nearest-neighbour resampling and an affine's scaling change a carried lesion's volume by up to ~20 %: a follow-up
+# lesion counts as in the baseline's view when its carried volume is at least this fraction of `min_in_view`.
+CARRY_LOSS = 0.8
+STATUSES = ("stable", "grown", "shrunk", "new", "disappeared", "merged", "split", "out of view")
 
 
 @dataclass(frozen=True)
@@ -82,8 +85,13 @@ def distance_pairs(base_mm: np.ndarray, follow_mm: np.ndarray, free_b: list[int]
     return [(free_b[r], free_f[c]) for r, c in zip(rows, cols) if d[r, c] < 1e9]
 
 
-def status_of(baseline: tuple[Lesion, ...], followup: tuple[Lesion, ...], cfg: MatchingConfig) -> str:
-    """The status of a track from how many lesions it joins at each time and how its volume changed."""
+def status_of(baseline: tuple[Lesion, ...], followup: tuple[Lesion, ...], cfg: MatchingConfig, seen: bool = True) -> str:
+    """The status of a track from how many lesions it joins at each time and how its volume changed.
+
+    `seen`: False when part of the track lies outside the other CT's field of view (no change can be measured).
+    """
+    if not seen:
+        return "out of view"
     if not followup:
         return "disappeared"
     if not baseline:
@@ -129,11 +137,24 @@ def match(base_ids: np.ndarray, base_lesions: list[Lesion], base_grid: sitk.Imag
     edges += distance_pairs(_centroids_mm(base_ids, nb, geometry), _centroids_mm(warped, nf, geometry),
                             [b for b in range(1, nb + 1) if b not in linked_b],
                             [f for f in range(1, nf + 1) if f not in linked_f], cfg)
-    return _tracks(group(nb, nf, edges), base_lesions, follow_lesions, cfg)
+    seen = _seen(base_ids, nb, warped, follow_lesions, in_view(follow_grid, transform, base_grid), geometry, cfg)
+    return _tracks(group(nb, nf, edges), base_lesions, follow_lesions, seen, cfg)
+
+
+def _seen(base_ids: np.ndarray, nb: int, warped: np.ndarray, follow_lesions: list[Lesion], view: np.ndarray,
+          geometry: Geometry, cfg: MatchingConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Per lesion id (index 0 unused): True when at least `min_in_view` of it lies in the other CT's field of view."""
+    total = np.bincount(base_ids.ravel(), minlength=nb + 1)
+    inside = np.bincount(base_ids[view].ravel(), minlength=nb + 1)
+    base_seen = inside >= cfg.min_in_view * np.maximum(total, 1)
+    voxel_ml = float(np.prod(geometry.spacing)) / 1000.0  # a follow-up lesion carried over keeps ~ its volume
+    carried_ml = np.bincount(warped.ravel(), minlength=len(follow_lesions) + 1) * voxel_ml
+    follow_seen = np.r_[True, [carried_ml[i + 1] >= cfg.min_in_view * CARRY_LOSS * f.volume_ml for i, f in enumerate(follow_lesions)]]
+    return base_seen, follow_seen
 
 
 def _tracks(groups: list[tuple[list[int], list[int]]], base_lesions: list[Lesion], follow_lesions: list[Lesion],
-            cfg: MatchingConfig) -> list[Track]:
+            seen: tuple[np.ndarray, np.ndarray], cfg: MatchingConfig) -> list[Track]:
     """Tracks numbered from 1: those with a baseline lesion by baseline id, then new ones by follow-up id."""
     groups = sorted(groups, key=lambda g: (not g[0], min(g[0] or g[1])))
     tracks = []
@@ -142,7 +163,8 @@ def _tracks(groups: list[tuple[list[int], list[int]]], base_lesions: list[Lesion
         follow = tuple(follow_lesions[i - 1] for i in f_ids)
         if max(lesion.volume_ml for lesion in base + follow) < cfg.min_lesion_ml:
             continue
-        tracks.append(Track(len(tracks) + 1, status_of(base, follow, cfg), base, follow))
+        visible = all(seen[0][i] for i in b_ids) and all(seen[1][i] for i in f_ids)
+        tracks.append(Track(len(tracks) + 1, status_of(base, follow, cfg, visible), base, follow))
     return tracks
 
 

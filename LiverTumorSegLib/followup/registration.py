@@ -32,7 +32,7 @@ class Registration:
 
     transform: sitk.Transform  # baseline LPS point -> follow-up LPS point
     stage: str  # the stage kept: "rigid", "affine" or "deformable"
-    liver_dice: float  # baseline liver vs registered follow-up liver (liver incl. tumors), on the baseline grid
+    liver_dice: float  # baseline liver (in the follow-up's view) vs registered follow-up liver, on the baseline grid
     liver_assd_mm: float  # their average symmetric surface distance
     liver_hd95_mm: float  # their 95th-percentile Hausdorff distance
     stage_dice: dict[str, float] = field(default_factory=dict)  # liver Dice after each stage tried
@@ -117,10 +117,17 @@ def warp_labels(labels: sitk.Image, transform: sitk.Transform, reference: sitk.I
     return sitk.Resample(labels, reference, transform, sitk.sitkNearestNeighbor, 0, labels.GetPixelID())
 
 
+def in_view(follow_grid: sitk.Image, transform: sitk.Transform, reference: sitk.Image) -> np.ndarray:
+    """(z, y, x) boolean array on the `reference` (baseline) grid: True where the follow-up CT has voxels."""
+    ones = sitk.Image(follow_grid.GetSize(), sitk.sitkUInt8) + 1
+    ones.CopyInformation(follow_grid)
+    return sitk.GetArrayFromImage(warp_labels(ones, transform, reference)) > 0
+
+
 def _carried(base_liver: sitk.Image, follow_liver: sitk.Image, transform: sitk.Transform) -> tuple[np.ndarray, np.ndarray]:
-    """(baseline liver, follow-up liver carried onto the baseline grid) as (z, y, x) boolean arrays."""
+    """(baseline liver inside the follow-up's field of view, follow-up liver carried onto the baseline grid)."""
     warped = sitk.GetArrayViewFromImage(warp_labels(follow_liver, transform, base_liver)) > 0
-    return sitk.GetArrayViewFromImage(base_liver) > 0, warped
+    return (sitk.GetArrayViewFromImage(base_liver) > 0) & in_view(follow_liver, transform, base_liver), warped
 
 
 def liver_dice(base_liver: sitk.Image, follow_liver: sitk.Image, transform: sitk.Transform) -> float:

@@ -67,10 +67,11 @@ def recist(tracks: list[Track], cfg: ResponseConfig = ResponseConfig()) -> dict:
     change = 100.0 * (after - before) / before if before > 0 else None
     new = sum(t.status == "new" for t in tracks)
     remaining = sum(bool(t.followup) for t in tracks)
+    unseen = {t.id for t in tracks if t.status == "out of view"}
     if new or (change is not None and change >= cfg.progression_percent and after - before >= cfg.progression_mm):
         category = "PD"
-    elif not targets:
-        category = "NE"
+    elif not targets or unseen & {t[0] for t in targets}:
+        category = "NE"  # no measurable lesion, or a target outside the follow-up's field of view
     elif remaining == 0:
         category = "CR"
     elif change <= cfg.partial_response_percent:
