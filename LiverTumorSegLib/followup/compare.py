@@ -45,8 +45,8 @@ class Comparison:
         """Totals at both times, counts per status, the RECIST-style aid, registration quality, warnings."""
         volumes = [organ_volumes_ml(sitk.GetArrayViewFromImage(tp.labels), Geometry.of(tp.labels))
                    for tp in (self.baseline, self.followup)]
-        return {"baseline": {"name": self.baseline.name, "input": self.baseline.source},
-                "followup": {"name": self.followup.name, "input": self.followup.source},
+        return {**{when: {"name": tp.name, "input": tp.source, "segmented_here": tp.segmented_here}
+                   for when, tp in (("baseline", self.baseline), ("followup", self.followup))},
                 **totals((volumes[0][0], volumes[1][0]), (volumes[0][1], volumes[1][1])),
                 "status_counts": status_counts(self.tracks), "recist_liver": recist(self.tracks),
                 "registration": self.registration.summary(), "warnings": self.warnings,
