@@ -17,7 +17,7 @@ from ..geometry import Geometry
 from .config import CompareConfig
 from .inputs import ImageLike, TimePoint, check_same_patient, load_time_point
 from .matching import Track, lesion_map, match, track_maps
-from .registration import Registration, register
+from .registration import Registration, register, warp_labels
 from .response import change_row, recist, status_counts, totals
 
 log = logging.getLogger(__name__)
@@ -111,3 +111,10 @@ def _match(base: TimePoint, follow: TimePoint, reg: Registration, config: Compar
         image.CopyInformation(tp.labels)
         images.append(image)
     return tracks, (images[0], images[1])
+
+
+def registered_followup(comparison: Comparison) -> tuple[sitk.Image, sitk.Image]:
+    """(follow-up CT in HU, follow-up track ids) carried onto the baseline grid: one place shows one lesion at both times."""
+    reference, transform = comparison.baseline.ct, comparison.registration.transform
+    ct = sitk.Resample(comparison.followup.ct, reference, transform, sitk.sitkLinear, -1024.0, sitk.sitkFloat32)
+    return ct, warp_labels(comparison.followup_tracks, transform, reference)
