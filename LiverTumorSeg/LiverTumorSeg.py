@@ -27,6 +27,7 @@ from slicer.util import VTKObservationMixin
 from LiverTumorSegLogic import EngineError, RunOptions
 from LiverTumorSegLogic import LiverTumorSegLogic as CoreLogic
 from LiverTumorSegLogic import dependencies, slicercompat
+from LiverTumorSegGui.compare_section import CompareSection
 
 DEVICE_LABELS = {"auto": "Auto", "cpu": "CPU", "cuda": "GPU (CUDA)"}
 POLL_INTERVAL_MS = 100
@@ -116,6 +117,7 @@ class LiverTumorSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.liverWindowButton.connect("clicked()", lambda: self.onWindowPreset("liver"))
         self.ui.abdomenWindowButton.connect("clicked()", lambda: self.onWindowPreset("abdomen"))
         self.ui.lesionTableView.connect("clicked(QModelIndex)", self.onLesionClicked)
+        self._compareSection = CompareSection(self.ui, self.ensureDependencies)  # "Compare with prior"
         self._setRunning(False)
         self.initializeParameterNode()
 

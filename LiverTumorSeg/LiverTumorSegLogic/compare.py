@@ -112,23 +112,27 @@ def fillChangeTable(tableNode, rows: list) -> None:
     tableNode.Modified()
 
 
-def trackPosition(result: ComparisonNodes, trackId: int, when: str = "baseline") -> Optional[tuple]:
-    """RAS (mm) of the voxel of track `trackId` nearest its centroid in the `when` ("baseline" | "followup") CT, a
-    point inside the lesion even when it is not convex; None when the lesion is absent at that time.
-
-    With the registered follow-up shown beside the baseline, the baseline position shows the lesion at both times.
-    """
+def trackIdAtRow(tableNode, row: int) -> int:
+    """The track id in row `row` of a change table node (LiverTumorSegError if out of range)."""
     from LiverTumorSegLib.errors import LiverTumorSegError
 
-    table = result.table
-    rows = np.flatnonzero(slicer.util.arrayFromTableColumn(table, "track_id") == trackId)
-    if rows.size == 0:
-        raise LiverTumorSegError(f"no lesion track {trackId} in table {table.GetName()}")
-    labelNode = result.baselineTracks if when == "baseline" else result.followupTracks
+    if tableNode is None or not 0 <= row < tableNode.GetNumberOfRows():
+        raise LiverTumorSegError(f"no lesion track in row {row} of the change table")
+    return int(tableNode.GetTable().GetValue(int(row), tableNode.GetColumnIndex("track_id")).ToInt())
+
+
+def trackPosition(result: ComparisonNodes, trackId: int, when: str = "baseline") -> Optional[tuple]:
+    """RAS (mm) of the voxel of track `trackId` nearest its centre, in the "baseline", "followup" (its own grid) or
+    "registered" (follow-up on the baseline grid) label map: a point inside the lesion even when it is not convex;
+    None when the lesion is absent at that time.
+
+    With the registered follow-up shown over the baseline, the baseline (or registered) position shows both times.
+    """
+    labelNode = {"baseline": result.baselineTracks, "followup": result.followupTracks,
+                 "registered": result.registeredFollowupTracks}[when]
     zyx = np.argwhere(slicer.util.arrayFromVolume(labelNode) == trackId)
     if len(zyx) == 0:
         return None
     matrix = nodes.ijkToRas(labelNode)
     ras = zyx[:, ::-1] @ np.transpose(matrix[:3, :3]) + matrix[:3, 3]
-    centroid = [table.GetTable().GetValue(int(rows[0]), table.GetColumnIndex(f"{when}_{axis}_ras")).ToDouble() for axis in "RAS"]
-    return tuple(float(v) for v in ras[np.argmin(np.linalg.norm(ras - centroid, axis=1))])
+    return tuple(float(v) for v in ras[np.argmin(np.linalg.norm(ras - ras.mean(axis=0), axis=1))])

@@ -54,7 +54,9 @@ class ResponseConfig:
     min_target_mm: float = 10.0  # measurable: longest axial diameter of at least 10 mm
     partial_response_percent: float = -30.0  # PR: sum of diameters down by at least 30 %
     progression_percent: float = 20.0  # PD: sum up by at least 20 % ...
-    progression_mm: float = 5.0  # ... and by at least 5 mm, or any new lesion
+    progression_mm: float = 5.0  # ... and by at least 5 mm, or an unequivocal new lesion:
+    min_new_lesion_mm: float = 10.0  # a new lesion counts towards PD from this longest axial diameter; smaller ones
+    # (often segmentation noise between two scans) are listed but left to the reader
 
 
 @dataclass(frozen=True)

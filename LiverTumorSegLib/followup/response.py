@@ -65,7 +65,8 @@ def recist(tracks: list[Track], cfg: ResponseConfig = ResponseConfig()) -> dict:
     before = sum(t[2] for t in targets)
     after = sum(t[3] for t in targets)
     change = 100.0 * (after - before) / before if before > 0 else None
-    new = sum(t.status == "new" for t in tracks)
+    new_tracks = [t for t in tracks if t.status == "new"]
+    new = sum(max(f.longest_axial_diameter_mm for f in t.followup) >= cfg.min_new_lesion_mm for t in new_tracks)
     remaining = sum(bool(t.followup) for t in tracks)
     unseen = {t.id for t in tracks if t.status == "out of view"}
     if new or (change is not None and change >= cfg.progression_percent and after - before >= cfg.progression_mm):
@@ -78,7 +79,7 @@ def recist(tracks: list[Track], cfg: ResponseConfig = ResponseConfig()) -> dict:
         category = "PR"
     else:
         category = "SD"
-    return {"category": category, "note": AID_NOTE, "new_lesions": new,
+    return {"category": category, "note": AID_NOTE, "new_lesions": new, "new_lesions_below_threshold": len(new_tracks) - new,
             "targets": [{"track_id": t, "baseline_id": b, "baseline_mm": round(bd, 1), "followup_mm": round(fd, 1)}
                         for t, b, bd, fd in targets],
             "sum_diameters_baseline_mm": round(before, 1), "sum_diameters_followup_mm": round(after, 1),

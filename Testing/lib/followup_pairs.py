@@ -93,3 +93,15 @@ def _insert_new(hu: np.ndarray, lab: np.ndarray, radius_mm: float, rng: np.rando
     room = ndimage.distance_transform_edt(lab == LIVER)
     centre = np.unravel_index(int(np.argmax(room)), lab.shape)
     insert_one(hu, lab, np.ones(3), np.array(centre), radius_mm, contrast_hu=60.0, texture_hu=10.0, rng=rng)
+
+
+def write_painted_over_pair(case_folder: Path, out: Path, suffix: str = ".nii.gz") -> dict[str, Path]:
+    """Baseline (the case) and a follow-up with lesion 3 painted over, moved and resampled, written as CT and labels:
+    paths keyed baseline, baseline_labels, followup, followup_labels."""
+    ct, labels = load(case_folder)
+    f_ct, f_labels = moved(*edit(ct, labels, {3: "gone"})[:2])
+    paths = {}
+    for name, image in (("baseline", ct), ("baseline_labels", labels), ("followup", f_ct), ("followup_labels", f_labels)):
+        paths[name] = out / f"{name}{suffix}"
+        sitk.WriteImage(image, str(paths[name]))
+    return paths

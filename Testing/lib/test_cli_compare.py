@@ -8,36 +8,29 @@ import pytest
 import SimpleITK as sitk
 
 from LiverTumorSegLib.cli import main
-from Testing.lib.followup_pairs import edit, load, moved
+from Testing.lib.followup_pairs import moved, write_painted_over_pair
 
 
 @pytest.fixture(scope="module")
 def pair_files(shared_data, tmp_path_factory):
     """lits117_roi as baseline, and a follow-up with lesion 3 painted over, moved and resampled, as files."""
-    folder = tmp_path_factory.mktemp("pair")
-    ct, labels = load(shared_data / "lits117_roi")
-    f_ct, f_labels = moved(*edit(ct, labels, {3: "gone"})[:2])
-    paths = {}
-    for name, image in (("base", ct), ("base_labels", labels), ("follow", f_ct), ("follow_labels", f_labels)):
-        paths[name] = folder / f"{name}.nii.gz"
-        sitk.WriteImage(image, str(paths[name]))
-    return paths
+    return write_painted_over_pair(shared_data / "lits117_roi", tmp_path_factory.mktemp("pair"))
 
 
 def test_compare_with_given_labels_writes_the_table_maps_and_report(pair_files, tmp_path, capsys):
     p = pair_files
-    args = ["compare", str(p["base"]), str(p["follow"]), "--baseline-labels", str(p["base_labels"]),
-            "--followup-labels", str(p["follow_labels"]), "-o", str(tmp_path), "--no-deformable"]
+    args = ["compare", str(p["baseline"]), str(p["followup"]), "--baseline-labels", str(p["baseline_labels"]),
+            "--followup-labels", str(p["followup_labels"]), "-o", str(tmp_path), "--no-deformable"]
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "disappeared" in out and "RECIST 1.1-style liver assessment: PR" not in out and "not a radiological read" in out
-    report = json.loads((tmp_path / "follow_vs_base_lesion_changes.json").read_text())
+    report = json.loads((tmp_path / "followup_vs_baseline_lesion_changes.json").read_text())
     assert report["status_counts"]["disappeared"] == 1 and report["status_counts"]["new"] == 0
     assert report["registration"]["liver_dice"] > 0.95
     gone = [r for r in report["lesions"] if r["status"] == "disappeared"]
     assert gone[0]["baseline_id"] == "3" and gone[0]["followup_ml"] == 0
-    follow_map = sitk.ReadImage(str(tmp_path / "follow_vs_base_followup_tracks.nii.gz"))
-    assert follow_map.GetSize() == sitk.ReadImage(str(p["follow"])).GetSize()
+    follow_map = sitk.ReadImage(str(tmp_path / "followup_vs_baseline_followup_tracks.nii.gz"))
+    assert follow_map.GetSize() == sitk.ReadImage(str(p["followup"])).GetSize()
     assert int(gone[0]["track_id"]) not in np.unique(sitk.GetArrayFromImage(follow_map))
     written = {f: f.stat().st_mtime_ns for f in tmp_path.iterdir()}
     with pytest.raises(SystemExit):  # a usage error before any work: outputs exist
@@ -48,10 +41,10 @@ def test_compare_with_given_labels_writes_the_table_maps_and_report(pair_files, 
 
 def test_no_liver_in_the_follow_up_is_a_clear_error_and_writes_nothing(pair_files, tmp_path, capsys):
     p = pair_files
-    empty = sitk.ReadImage(str(p["follow_labels"])) * 0
+    empty = sitk.ReadImage(str(p["followup_labels"])) * 0
     sitk.WriteImage(empty, str(tmp_path / "empty.nii.gz"))
     out = tmp_path / "out"
-    assert main(["compare", str(p["base"]), str(p["follow"]), "--baseline-labels", str(p["base_labels"]),
+    assert main(["compare", str(p["baseline"]), str(p["followup"]), "--baseline-labels", str(p["baseline_labels"]),
                  "--followup-labels", str(tmp_path / "empty.nii.gz"), "-o", str(out)]) == 2
     assert "0.0 ml of liver" in capsys.readouterr().err
     assert not out.exists()

@@ -12,9 +12,9 @@ from LiverTumorSegLib.errors import InvalidInputError
 from LiverTumorSegLib.followup import CompareConfig, RegistrationConfig
 from LiverTumorSegLib.terminology import SEGMENTS
 from LiverTumorSegLogic import nodes
-from LiverTumorSegLogic.compare import compareNodes, labelsFromSegmentation, trackPosition
+from LiverTumorSegLogic.compare import compareNodes, labelsFromSegmentation, trackIdAtRow, trackPosition
 
-from Testing.lib.followup_pairs import edit, load, moved
+from Testing.lib.followup_pairs import write_painted_over_pair
 
 AFFINE_ONLY = CompareConfig(registration=RegistrationConfig(deformable=False))
 
@@ -22,14 +22,7 @@ AFFINE_ONLY = CompareConfig(registration=RegistrationConfig(deformable=False))
 @pytest.fixture(scope="module")
 def pair_files(shared_data, tmp_path_factory):
     """Baseline lits117_roi and a follow-up with lesion 3 painted over, moved and resampled: CT and labels as NRRD."""
-    folder = tmp_path_factory.mktemp("slicer_pair")
-    ct, labels = load(shared_data / "lits117_roi")
-    f_ct, f_labels = moved(*edit(ct, labels, {3: "gone"})[:2])
-    paths = {}
-    for name, image in (("baseline", ct), ("baseline_labels", labels), ("followup", f_ct), ("followup_labels", f_labels)):
-        paths[name] = folder / f"{name}.nrrd"
-        sitk.WriteImage(image, str(paths[name]))
-    return paths
+    return write_painted_over_pair(shared_data / "lits117_roi", tmp_path_factory.mktemp("slicer_pair"), ".nrrd")
 
 
 def _segmentation(volumeNode, labels_path) -> object:
@@ -85,7 +78,9 @@ def test_a_track_position_lands_in_the_same_lesion_at_both_times(loaded):
         assert _value_at(result.registeredFollowupTracks, at_baseline) == track  # one jump shows both times
         assert _value_at(result.followupTracks, trackPosition(result, track, "followup")) == track
     gone = 3
-    assert trackPosition(result, gone, "followup") is None
+    assert trackPosition(result, gone, "followup") is None and trackPosition(result, gone, "registered") is None
+    rows = [trackIdAtRow(result.table, r) for r in range(result.table.GetNumberOfRows())]
+    assert rows == list(range(1, len(rows) + 1))
 
 
 def test_a_segmentation_without_liver_segments_is_refused_and_adds_nothing(loaded):
