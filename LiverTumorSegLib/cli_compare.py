@@ -75,4 +75,5 @@ def print_report(summary: dict) -> None:
           f"{summary['baseline_burden_percent']} % -> {summary['followup_burden_percent']} % of the liver")
     print("lesions: " + ", ".join(f"{n} {s}" for s, n in summary["status_counts"].items() if n) or "lesions: none")
     print(f"RECIST 1.1-style liver assessment: {aid['category']} (sum of target diameters {aid['sum_diameters_baseline_mm']} "
-          f"-> {aid['sum_diameters_followup_mm']} mm, {aid['new_lesions']} new); {aid['note']}")
+          f"-> {aid['sum_diameters_followup_mm']} mm, {aid['new_lesions']} new of >= 10 mm, "
+          f"{aid['new_lesions_below_threshold']} smaller); {aid['note']}")

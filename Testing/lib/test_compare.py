@@ -178,3 +178,17 @@ def test_two_patients_by_dicom_tags_are_refused_unless_forced(shared_data, tmp_p
     with pytest.raises(errors.InvalidInputError, match="liver in its field of view"):  # forced: goes on to the next check
         compare(a, b, baseline_labels=labels, followup_labels=labels, config=CompareConfig(force=True))
     assert comparison_paths(tmp_path, "x")["csv"].exists() is False
+
+
+def test_other_contrast_and_a_cut_field_of_view_give_out_of_view_not_disappeared(case):
+    ct, labels = case
+    f_ct, f_labels = moved(ct, labels)
+    f_ct = sitk.Cast(sitk.Sqrt(sitk.Clamp(f_ct, sitk.sitkFloat32, -1000, 3000) + 1001.0) * 40.0 - 1300.0, sitk.sitkFloat32)
+    keep = f_ct.GetSize()[2] // 2  # the follow-up covers only the lower half of the baseline's slices
+    f_ct, f_labels = f_ct[:, :, :keep], f_labels[:, :, :keep]
+    result = compare(ct, f_ct, baseline_labels=labels, followup_labels=f_labels, config=AFFINE_ONLY)
+    counts = result.summary()["status_counts"]
+    assert counts["out of view"] > 5 and counts["disappeared"] == 0 and counts["new"] == 0, counts
+    assert counts["stable"] > 5 and counts["stable"] + counts["out of view"] == len(result.tracks)
+    assert result.registration.liver_dice > 0.95  # measured where both CTs have voxels
+    assert result.summary()["recist_liver"]["category"] == "NE"  # a target lesion is out of the follow-up's view
