@@ -71,7 +71,10 @@ def earlier_run(path: Path) -> tuple[Path, Path, str] | None:
     if len(records) > 1:
         raise InvalidInputError(f"{path} holds the outputs of {len(records)} cases; name one case's {RECORD_SUFFIX} file")
     case = records[0].name[: -len(RECORD_SUFFIX)]
-    source = json.loads(records[0].read_text()).get("input")
+    try:
+        source = json.loads(records[0].read_text()).get("input")
+    except (OSError, ValueError, AttributeError) as exc:
+        raise InvalidInputError(f"cannot read the earlier run's record {records[0]}: {exc}") from exc
     labels = [records[0].with_name(case + s) for s in LABEL_SUFFIXES if records[0].with_name(case + s).is_file()]
     if not source or not Path(source).exists():
         raise InvalidInputError(f"{records[0]} names its CT as {source!r}, which is not there any more")

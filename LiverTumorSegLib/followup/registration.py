@@ -14,6 +14,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..errors import LiverTumorSegError
+from ..io import itk_reason
 from ..metrics import assd_mm, dice, hd95_mm
 from ..resample import resample_labels, resample_to_spacing
 from ..roi import box_on_image, mask_box
@@ -167,6 +168,9 @@ def register(baseline_ct: sitk.Image, baseline_labels: sitk.Image, followup_ct: 
     """
     t0 = time.perf_counter()
     base_liver, follow_liver = liver_mask(baseline_labels), liver_mask(followup_labels)
+    for what, mask in (("baseline", base_liver), ("follow-up", follow_liver)):
+        if not sitk.GetArrayViewFromImage(mask).any():
+            raise RegistrationError(f"the {what} labels hold no liver: there is nothing to register")
     fixed, fixed_liver = _liver_region(baseline_ct, base_liver, cfg)
     moving, moving_liver = _liver_region(followup_ct, follow_liver, cfg)
     base_box = box_on_image(mask_box(sitk.GetArrayViewFromImage(base_liver)), base_liver, base_liver, 5.0).crop(base_liver)
@@ -176,8 +180,10 @@ def register(baseline_ct: sitk.Image, baseline_labels: sitk.Image, followup_ct: 
         for stage, transform in _stages(fixed, moving, fixed_liver, moving_liver, cfg):
             scored[stage] = (transform, liver_dice(base_box, follow_liver, transform))
             log.info("registration %s: liver Dice %.3f", stage, scored[stage][1])
-    except RuntimeError as exc:
-        warnings.append(f"registration stopped after the {list(scored)[-1]} stage: {str(exc).strip().splitlines()[-1][:160]}")
+    except RuntimeError as exc:  # ITK: e.g. too few samples inside both images, a diverged optimiser
+        if not scored:
+            raise RegistrationError(f"registration failed: {itk_reason(exc)}") from exc
+        warnings.append(f"registration stopped after the {list(scored)[-1]} stage: {itk_reason(exc)}")
     best = max(scored, key=lambda s: scored[s][1])
     transform, d = scored[best]
     if d < thresholds.fail_liver_dice:

@@ -20,8 +20,7 @@ def load(folder: Path) -> tuple[sitk.Image, sitk.Image]:
 def moved(ct: sitk.Image, labels: sitk.Image, angles=(0.05, -0.04, 0.14), shift=(6.0, -4.0, 3.0),
           spacing=(1.2, 1.2, 1.3)) -> tuple[sitk.Image, sitk.Image]:
     """The same CT and labels rotated (radians about x, y, z), shifted (mm) and resampled onto a coarser grid."""
-    centre = ct.TransformContinuousIndexToPhysicalPoint([(s - 1) / 2 for s in ct.GetSize()])
-    t = sitk.Euler3DTransform(centre, *angles, shift)
+    t = move_transform(ct, angles, shift)
     size = [int(round(n * s0 / s1 * 1.1)) for n, s0, s1 in zip(ct.GetSize(), ct.GetSpacing(), spacing)]
     grid = sitk.Image(size, sitk.sitkUInt8)
     grid.SetSpacing(spacing)
@@ -30,6 +29,12 @@ def moved(ct: sitk.Image, labels: sitk.Image, angles=(0.05, -0.04, 0.14), shift=
                                                                in zip(ct.GetSize(), size, ct.GetSpacing(), spacing)]))
     return (sitk.Resample(ct, grid, t, sitk.sitkLinear, -1000.0, sitk.sitkFloat32),
             sitk.Resample(labels, grid, t, sitk.sitkNearestNeighbor, 0, labels.GetPixelID()))
+
+
+def move_transform(ct: sitk.Image, angles=(0.05, -0.04, 0.14), shift=(6.0, -4.0, 3.0)) -> sitk.Euler3DTransform:
+    """The rigid move of `moved`: maps a follow-up point to the baseline point it shows (about the CT's centre)."""
+    centre = ct.TransformContinuousIndexToPhysicalPoint([(s - 1) / 2 for s in ct.GetSize()])
+    return sitk.Euler3DTransform(centre, *angles, shift)
 
 
 def lesion_ids(labels: np.ndarray) -> np.ndarray:

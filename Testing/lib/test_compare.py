@@ -192,3 +192,32 @@ def test_other_contrast_and_a_cut_field_of_view_give_out_of_view_not_disappeared
     assert counts["stable"] > 5 and counts["stable"] + counts["out of view"] == len(result.tracks)
     assert result.registration.liver_dice > 0.95  # measured where both CTs have voxels
     assert result.summary()["recist_liver"]["category"] == "NE"  # a target lesion is out of the follow-up's view
+
+
+def test_registration_recovers_a_known_rigid_move(case):
+    from LiverTumorSegLib.followup.registration import register
+    from Testing.lib.followup_pairs import move_transform
+
+    ct, labels = case
+    f_ct, f_labels = moved(ct, labels)
+    reg = register(ct, labels, f_ct, f_labels, RegistrationConfig(deformable=False))
+    truth = move_transform(ct)  # follow-up point -> baseline point; reg.transform: baseline point -> follow-up point
+    liver = np.argwhere(sitk.GetArrayFromImage(labels) > 0)[::5000, ::-1].astype(float)
+    points = [ct.TransformContinuousIndexToPhysicalPoint(p) for p in liver]
+    errors_mm = [np.linalg.norm(np.subtract(truth.TransformPoint(reg.transform.TransformPoint(p)), p)) for p in points]
+    assert np.percentile(errors_mm, 95) < 1.5, np.percentile(errors_mm, 95)
+
+
+def test_register_refuses_labels_without_liver(case):
+    from LiverTumorSegLib.followup.registration import register
+
+    ct, labels = case
+    with pytest.raises(RegistrationError, match="follow-up labels hold no liver"):
+        register(ct, labels, ct, labels * 0)
+
+
+def test_an_unreadable_earlier_run_record_is_a_clear_error(case, tmp_path):
+    ct, labels = case
+    (tmp_path / "ct_lesions.json").write_text("{not json")
+    with pytest.raises(errors.InvalidInputError, match="cannot read the earlier run's record"):
+        compare(tmp_path, ct, followup_labels=labels)
