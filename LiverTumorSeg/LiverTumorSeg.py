@@ -27,6 +27,7 @@ from slicer.util import VTKObservationMixin
 from LiverTumorSegLogic import EngineError, RunOptions
 from LiverTumorSegLogic import LiverTumorSegLogic as CoreLogic
 from LiverTumorSegLogic import dependencies, slicercompat
+from LiverTumorSegGui.compare_section import CompareSection
 
 DEVICE_LABELS = {"auto": "Auto", "cpu": "CPU", "cuda": "GPU (CUDA)"}
 POLL_INTERVAL_MS = 100
@@ -126,6 +127,7 @@ class LiverTumorSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.pointSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.ui.pointPlaceWidget.setCurrentNode)
         self.ui.pointSelector.connect("currentNodeChanged(vtkMRMLNode*)", lambda node: self._updateButtons())
         self._fillModelSets()
+        self._compareSection = CompareSection(self.ui, self.ensureDependencies)  # "Compare with prior"
         self._setRunning(False)
         self.initializeParameterNode()
 

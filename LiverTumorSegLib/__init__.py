@@ -12,6 +12,7 @@ from .config import SegmentationConfig
 from .dicom_seg import read_dicom_seg_labels, write_dicom_seg
 from .errors import (CancelledError, EvaluationError, InvalidInputError, LiverTumorSegError, ModelError, NotCTError,
                      OutputExistsError)
+from .followup import compare, write_comparison
 from .geometry import Geometry, Volume
 from .result import BACKGROUND, LABEL_NAMES, LIVER, TUMOR, Lesion, SegmentationResult
 from .windowing import PRESETS, WindowPreset, apply_window

@@ -6,7 +6,7 @@ import logging
 import sys
 from pathlib import Path
 
-from . import __version__, cli_cohort
+from . import __version__, cli_cohort, cli_compare
 from .api import make_config, selected_model_set
 from .caseplan import SUFFIX
 from .caserun import run_case
@@ -102,6 +102,7 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("-o", "--output", type=Path, default=Path("evaluation"),
                     help="folder for metrics.csv and summary.md (default ./evaluation)")
     ev.add_argument("--overwrite", action="store_true", help="replace metrics.csv and summary.md if they exist")
+    cli_compare.add_parser(sub)
     info = sub.add_parser("info", help="versions, models and devices")
     _verbose_flag(info, argparse.SUPPRESS)
     info.add_argument("--models-dir", type=Path, default=None)
@@ -122,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "predict":
             check_predict_args(args)
-        return {"predict": cmd_predict, "evaluate": cmd_evaluate, "info": cmd_info}[args.command](args)
+        return {"predict": cmd_predict, "evaluate": cmd_evaluate, "compare": cli_compare.run, "info": cmd_info}[args.command](args)
     except KeyboardInterrupt:
         print("\ninterrupted: no partial outputs were written", file=sys.stderr)
         return 130

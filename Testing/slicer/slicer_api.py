@@ -34,7 +34,8 @@ WIDGET_RECEIVERS = ("self.ui.", "view.", "tableView.", "model.", "self._paramete
 
 def _sources() -> list[Path]:
     """The module's Python files."""
-    return [MODULE_DIR / "LiverTumorSeg.py", *sorted((MODULE_DIR / "LiverTumorSegLogic").glob("*.py"))]
+    return [MODULE_DIR / "LiverTumorSeg.py", *sorted((MODULE_DIR / "LiverTumorSegLogic").glob("*.py")),
+            *sorted((MODULE_DIR / "LiverTumorSegGui").glob("*.py"))]
 
 
 def _own_names() -> set[str]:
