@@ -26,7 +26,7 @@ log = logging.getLogger("livertumorseg")
 SUFFIX = {"nifti": "_seg.nii.gz", "seg.nrrd": ".seg.nrrd", "dicom-seg": SEG_SUFFIX}
 DEVICES = ("auto", "cpu", "cuda")
 #: API keywords named in library messages, and the CLI flags that mean the same.
-CLI_WORDS = {"force=True": "--force", "overwrite=True": "--overwrite"}
+CLI_WORDS = {"force=True": "--force", "overwrite=True": "--overwrite", "modality='mr'": "--modality mr", "modality='ct'": "--modality ct"}
 
 
 def positive_int(text: str) -> int:

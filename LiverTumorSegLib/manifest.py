@@ -10,6 +10,7 @@ from pathlib import Path
 
 
 from .errors import ModelError
+from .modality import ModalityInput
 from .sliding_window import window_starts
 from .windowing import Normalization
 
@@ -38,7 +39,10 @@ class ModelManifest:
     per axis, so the engine sizes each run's patch to the volume instead of tiling with `patch_size`: of
     the valid patches of at most `max_voxels`, the one whose tiling feeds the network the fewest voxels;
     `min_right_fraction` (liver models): a stage-1 candidate with less of its volume on the patient's right of the body midline is rejected as "no liver"
-    (a network that takes the urinary bladder of a pelvis-only CT for a liver says so here).
+    (a network that takes the urinary bladder of a pelvis-only CT for a liver says so here);
+    `modalities`: the input modalities the network accepts ("ct", "mr"), each with how to prepare it
+    ({"normalization": ..., "background": ..., "n4_bias_field": ...}; an empty entry = `normalization`, see
+    modality.ModalityInput): a network without an "mr" entry refuses MR.
     """
 
     name: str
@@ -66,6 +70,7 @@ class ModelManifest:
     credit: dict = field(default_factory=dict)  # licence, citation, source of third-party weights
     flexible_patch: dict | None = None  # {"multiple": (z, y, x), "offset": (z, y, x), "max_voxels": n}
     min_right_fraction: float = 0.0
+    modalities: dict = field(default_factory=lambda: {"ct": {}})
 
     def __post_init__(self) -> None:
         """Reject settings inference could not honour."""
@@ -98,6 +103,17 @@ class ModelManifest:
         """(input voxels fed to the network, window count) when `patch` tiles the volume with `overlap`."""
         windows = prod(len(window_starts(v, p - 2 * c, overlap)) for v, p, c in zip(volume_zyx, patch, self.output_crop))
         return prod(patch) * windows, windows
+
+    def accepts(self, modality: str) -> bool:
+        """True when the network takes input of `modality` ("ct" or "mr")."""
+        return modality in self.modalities
+
+    def input_for(self, modality: str) -> ModalityInput:
+        """How to prepare `modality` input for this network; ModelError when it does not accept that modality."""
+        if not self.accepts(modality):
+            raise ModelError(f"model '{self.name}' does not accept {modality.upper()} input "
+                             f"(it accepts {', '.join(m.upper() for m in self.modalities)})")
+        return ModalityInput.from_manifest(modality, self.modalities[modality], self.normalization)
 
     @property
     def output_size(self) -> tuple[int, int, int]:
