@@ -24,7 +24,7 @@ from slicer.ScriptedLoadableModule import (
 )
 from slicer.util import VTKObservationMixin
 
-from LiverTumorSegLogic import EngineError, RunOptions
+from LiverTumorSegLogic import EngineError
 from LiverTumorSegLogic import LiverTumorSegLogic as CoreLogic
 from LiverTumorSegLogic import dependencies, slicercompat
 
@@ -261,11 +261,11 @@ class LiverTumorSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def _startRun(self) -> None:
         """Check the inputs, hand the voxels to the engine process, and start polling it."""
         p = self._parameterNode
-        replaceSegments = self._confirmReplace(p.outputSegmentation, p.liverOnly)
+        options = self.logic.runOptions(p.inputVolume, p.device, p.fast, p.liverOnly, p.minLesionMm3)  # MR: liver only
+        replaceSegments = self._confirmReplace(p.outputSegmentation, options.liverOnly)
         if replaceSegments is None:
             return
         volume = self.logic.volumeFromNode(p.inputVolume)
-        options = RunOptions(p.device, p.fast, p.liverOnly, p.minLesionMm3)
         self._pending = (p.inputVolume, p.outputSegmentation, replaceSegments, options)
         self._run = self.logic.startSegmentation(volume, options)
         self.ui.statusLabel.text = _("Starting...")

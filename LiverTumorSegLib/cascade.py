@@ -13,7 +13,7 @@ from scipy import ndimage
 
 from .config import SegmentationConfig
 from .errors import CancelledError, ModelError
-from .modality import liver_gate
+from .modality import liver_gate, threshold_at_half
 from .postprocess import compose_labels, implausible_liver, largest_component
 from .preprocess import liver_mask_input, liver_roi, model_input, to_model_grid
 from .resample import resample_like
@@ -113,8 +113,10 @@ def liver_stage(ct: sitk.Image, liver: Model, cfg: SegmentationConfig, rep: Repo
     log.info("stage 1 (liver): %s at %s mm", liver.manifest.name, liver.manifest.spacing)
     grid_ct, probs = run_model(ct, liver, cfg, rep.sub(0.05, 0.35, "liver"), rep)
     p_liver = channel(probs, liver.manifest.class_index("liver"))
-    p = sitk.GetArrayFromImage(p_liver)
-    mask = liver_candidate(p, liver.manifest.liver_opening_voxels)
+    spec = liver.manifest.input_for(cfg.modality)
+    p = threshold_at_half(sitk.GetArrayFromImage(p_liver), spec.liver_threshold)
+    opening = liver.manifest.liver_opening_voxels if spec.liver_opening_voxels is None else spec.liver_opening_voxels
+    mask = liver_candidate(p, opening)
     values = sitk.GetArrayViewFromImage(grid_ct)
     gate = liver_gate(cfg.modality, values, cfg.postprocess)
     why = implausible_liver(mask, values, float(np.prod(grid_ct.GetSpacing())) / 1000, gate.min_ml, gate.median_range,

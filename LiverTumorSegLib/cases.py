@@ -36,6 +36,7 @@ class CaseOptions:
     min_lesion_mm3: float | None = None
     force: bool = False
     models_dir: Path | None = None
+    modality: str | None = None  # "ct" | "mr"; None: a DICOM series' Modality tag, else CT
 
 
 def is_manifest(path: Path) -> bool:

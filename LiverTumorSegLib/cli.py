@@ -17,6 +17,7 @@ from .dicom_sr import SR_SUFFIX, write_dicom_sr
 from .errors import CancelledError, InvalidInputError, LiverTumorSegError, OutputExistsError
 from .io import expand_inputs, read_image, seg_nrrd_image, write_image, write_table
 from .manifest import load_manifest
+from .modality import MODALITIES
 from .model_sets import list_model_sets
 from .outputs import SKIPPED, case_names_in, existing, is_complete
 from .result import SegmentationResult
@@ -81,6 +82,8 @@ def _add_predict(sub) -> None:
                        help="models folder: sets.json with model sets, or liver/tumor .onnx + .json (one set)")
     model.add_argument("--min-lesion-mm3", type=non_negative_float, default=None, help="drop tumors smaller than this (default 50)")
     model.add_argument("--force", action="store_true", help="segment images that do not look like CT")
+    model.add_argument("--modality", choices=MODALITIES, default=None,
+                       help="ct or mr (default: a DICOM series' Modality tag, else ct); MR: liver only")
     run = pr.add_argument_group("run")
     run.add_argument("--device", choices=DEVICES, default="auto",
                      help="where the networks run: auto (CUDA when ONNX Runtime has it, else CPU), cpu or cuda")
@@ -208,7 +211,7 @@ def run_case(path: Path, args: argparse.Namespace, case: str) -> tuple[str, Segm
     try:
         result = segment(read_image(path), device=args.device, fast=args.fast, model_set=args.model_set, liver_only=args.liver_only,
                          min_lesion_mm3=args.min_lesion_mm3, threads=args.threads, force=args.force,
-                         models_dir=args.models_dir, progress=progress, cancel=cancel)
+                         models_dir=args.models_dir, progress=progress, cancel=cancel, modality=args.modality)
     except KeyboardInterrupt:
         cancel.set()
         raise
@@ -275,7 +278,7 @@ def what_ran(result: SegmentationResult, args: argparse.Namespace) -> str:
     """One line: which models (and model set) ran, on which device, in which mode."""
     models = ", ".join(f"{stage} {m['name']} {m['version']}" for stage, m in result.models.items())
     sets = sorted({m["model_set"] for m in result.models.values() if m.get("model_set")})
-    modes = [m for m, on in (("liver only", args.liver_only),) if on]
+    modes = [m for m, on in (("liver only", args.liver_only), ("MR, liver only", result.modality == "mr")) if on]
     return (f"models: {models}" + (f" (model set {', '.join(sets)})" if sets else "")
             + f"; device: {result.device}" + (f"; {', '.join(modes)}" if modes else ""))
 
@@ -283,6 +286,7 @@ def what_ran(result: SegmentationResult, args: argparse.Namespace) -> str:
 def summary_row(case: str, result: SegmentationResult, paths: dict[str, Path], liver_only: bool) -> dict:
     """One case's line of the summary table: numbers, and every file written."""
     summary = result.summary()
+    liver_only = liver_only or "tumor" not in result.models
     tumor = "not run" if liver_only else "none found" if not result.lesions else str(summary["tumor_volume_ml"])
     labels = [str(p) for k, p in paths.items() if k in SUFFIX or k == "dicom-sr"]
     return {"case": case, "liver ml": str(summary["liver_volume_ml"]), "tumor ml": tumor,

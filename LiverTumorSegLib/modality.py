@@ -25,17 +25,31 @@ MR_LIVER_ONLY = ("MR: liver only. The lesion network was not validated on MR (no
 @dataclass(frozen=True)
 class ModalityInput:
     """How a network takes one modality: its input normalisation, the intensity outside the image (CT: -1024 HU,
-    MR: 0) and whether the (MR) bias field is removed with N4 before resampling."""
+    MR: 0), whether the (MR) bias field is removed with N4 before resampling, and (liver networks) the probability
+    threshold of the stage-1 liver and its opening in voxels (None: the manifest's `liver_opening_voxels`)."""
 
     normalization: Normalization | RangeNormalization
     background: float
     n4_bias_field: bool = False
+    liver_threshold: float = 0.5
+    liver_opening_voxels: int | None = None
 
     @classmethod
     def from_manifest(cls, modality: str, entry: dict, default: Normalization) -> "ModalityInput":
         """From a manifest's `modalities[modality]` entry (its `normalization`, else the manifest's `default`)."""
         norm = normalization_from_dict(entry["normalization"]) if "normalization" in entry else default
-        return cls(norm, float(entry.get("background", BACKGROUND[modality])), bool(entry.get("n4_bias_field", False)))
+        opening = entry.get("liver_opening_voxels")
+        return cls(norm, float(entry.get("background", BACKGROUND[modality])), bool(entry.get("n4_bias_field", False)),
+                   float(entry.get("liver_threshold", 0.5)), None if opening is None else int(opening))
+
+
+def threshold_at_half(p: np.ndarray, threshold: float) -> np.ndarray:
+    """Probabilities mapped piecewise linearly so that `threshold` lands on 0.5 (0 and 1 stay): the cascade
+    cuts at 0.5, so a network whose liver is best cut at `threshold` is cut there."""
+    if threshold == 0.5:
+        return p
+    p = np.asarray(p, dtype=np.float32)
+    return np.where(p < threshold, 0.5 * p / threshold, 0.5 + 0.5 * (p - threshold) / (1.0 - threshold)).astype(np.float32)
 
 
 def checked_modality(value: str) -> str:

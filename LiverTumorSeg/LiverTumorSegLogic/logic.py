@@ -26,12 +26,15 @@ class RunOptions:
     liverOnly: bool = False
     minLesionMm3: float | None = None  # None: the library's default
     modelSet: str = ""  # a model set of the library's models folder; "" = its default (or "fast" with `fast`)
+    modality: str = ""  # "ct" | "mr"; "" = the library's choice (CT for voxels without DICOM tags)
 
     def segmentKwargs(self) -> dict:
         """The keyword options of LiverTumorSegLib.segment for this run: the one place to add a new option."""
         kwargs = {"device": self.device, "fast": self.fast, "liver_only": self.liverOnly}
         if self.modelSet:
             kwargs["model_set"] = self.modelSet
+        if self.modality:
+            kwargs["modality"] = self.modality
         if self.minLesionMm3 is not None:
             kwargs["min_lesion_mm3"] = float(self.minLesionMm3)
         return kwargs
@@ -55,20 +58,29 @@ class LiverTumorSegLogic:
 
     def process(self, volumeNode, segmentationNode=None, device: str = "auto", fast: bool = False,
                 liverOnly: bool = False, minLesionMm3: float | None = None, progress: Progress | None = None,
-                cancel: threading.Event | None = None, replaceSegments: bool = False):
-        """Segment the liver and liver tumors of a CT volume node; return the segmentation node.
+                cancel: threading.Event | None = None, replaceSegments: bool = False, modality: str | None = None):
+        """Segment the liver and liver tumors of a CT (or the liver of an MR) volume node; return the segmentation node.
 
         Can be used without GUI widget. By default a new segmentation node is created; segments
         "Liver" / "Liver tumor" of an existing `segmentationNode` are overwritten only with
         `replaceSegments=True`. Also creates a lesion table node (see `lesionTableNode`).
         `progress(fraction, message)` reports each stage; setting `cancel` stops within about a second
         with CancelledError. Bad input raises InvalidInputError / NotCTError; in every error case the
-        scene is left as it was.
+        scene is left as it was. `modality` "ct" | "mr" (None: the volume's DICOM Modality tag, else CT); an MR
+        gets the liver only (see `runOptions`).
         """
-        options = RunOptions(device, fast, liverOnly, minLesionMm3)
-        self.checkOutput(segmentationNode, replaceSegments, liverOnly)
+        options = self.runOptions(volumeNode, device, fast, liverOnly, minLesionMm3, modality)
+        self.checkOutput(segmentationNode, replaceSegments, options.liverOnly)
         result = self.segmentVolume(self.volumeFromNode(volumeNode), options, progress, cancel)
-        return self.applyResult(volumeNode, result, segmentationNode, replaceSegments, liverOnly)
+        return self.applyResult(volumeNode, result, segmentationNode, replaceSegments, options.liverOnly)
+
+    @staticmethod
+    def runOptions(volumeNode, device: str = "auto", fast: bool = False, liverOnly: bool = False,
+                   minLesionMm3: float | None = None, modality: str | None = None) -> RunOptions:
+        """RunOptions for a volume node: `modality` else its DICOM Modality tag; an MR is segmented liver only
+        (the lesion network is not validated on MR), so no "Liver tumor" segment is written or replaced."""
+        modality = (modality or nodes.dicomModality(volumeNode)).lower()
+        return RunOptions(device, fast, liverOnly or modality == "mr", minLesionMm3, modality=modality)
 
     def processFiles(self, inputPaths: Sequence[str | Path], outputDir: str | Path, overwrite: bool = False,
                      device: str = "auto", fast: bool = False, liverOnly: bool = False,
