@@ -73,6 +73,7 @@ class LiverTumorSegParameterNode:
     device: Annotated[str, Choice(["auto", "cpu", "cuda"])] = "auto"
     fast: bool = False
     liverOnly: bool = False
+    modality: Annotated[str, Choice(["auto", "ct", "mr"])] = "auto"  # auto: the volume's DICOM Modality tag
     # The library's default (PostprocessConfig.min_lesion_mm3); a test keeps the two equal.
     minLesionMm3: Annotated[float, WithinRange(0.0, 100000.0)] = 50.0
 
@@ -261,7 +262,8 @@ class LiverTumorSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def _startRun(self) -> None:
         """Check the inputs, hand the voxels to the engine process, and start polling it."""
         p = self._parameterNode
-        options = self.logic.runOptions(p.inputVolume, p.device, p.fast, p.liverOnly, p.minLesionMm3)  # MR: liver only
+        options = self.logic.runOptions(p.inputVolume, p.device, p.fast, p.liverOnly, p.minLesionMm3,
+                                        None if p.modality == "auto" else p.modality)  # MR: liver only
         replaceSegments = self._confirmReplace(p.outputSegmentation, options.liverOnly)
         if replaceSegments is None:
             return

@@ -99,8 +99,9 @@ def segment(image: ImageLike, *, device: str = "auto", fast: bool = False, liver
     mset, liver, tumor = load_models(cfg)
     liver.manifest.input_for(cfg.modality)  # ModelError now when the liver network does not take this modality
     if tumor is not None and not tumor.manifest.accepts(cfg.modality):
-        tumor = None
-        warnings.append(MR_LIVER_ONLY if cfg.modality == MR else f"{cfg.modality.upper()}: liver only (the tumor network does not accept it)")
+        tumor = None  # e.g. a CT-only lesion network given an MR
+    if cfg.modality == MR and tumor is None:
+        warnings.append(MR_LIVER_ONLY)
     rep.lap("load_models")
     given = _given_liver(liver_mask, ct)
     labels, more = cascade(ct, liver, tumor, cfg, rep, liver_mask=given)
