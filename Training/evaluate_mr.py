@@ -39,7 +39,6 @@ HELD_OUT = ("p08", "p10", "p13", "p15")  # ... and reported on these
 #: Stage-1 preprocessing variants: the manifest's "mr" entry.
 VARIANTS = {
     "original": {"normalization": RangeNormalization().to_dict()},
-    "pct1-99": {"normalization": RangeNormalization(1.0, 99.0, 1.0).to_dict()},
     "pct0-99x0.6": {"normalization": RangeNormalization(0.0, 99.0, 0.6).to_dict()},
     "n4+original": {"normalization": RangeNormalization().to_dict(), "n4_bias_field": True},
 }
