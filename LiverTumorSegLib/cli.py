@@ -143,7 +143,9 @@ def check_predict_args(args: argparse.Namespace) -> None:
         mset = selected_model_set(make_config(models_dir=args.models_dir, model_set=args.model_set, fast=args.fast))
         stages = {"liver": mset.liver} if args.liver_only or mset.tumor is None else {"liver": mset.liver, "tumor": mset.tumor}
         for stage, path in stages.items():
-            verified_manifest(path, stage)
+            manifest, _ = verified_manifest(path, stage)
+            if stage == "liver" and args.modality:
+                manifest.input_for(args.modality)  # a liver network that takes no MR says so before any case runs
     except LiverTumorSegError as exc:
         args.usage_error(str(exc))
 

@@ -158,3 +158,14 @@ def test_cli_segments_a_real_mr_liver_with_modality_mr(shared_data, tmp_path):
     assert not (labels == 2).any() and dice(labels > 0, ref) > 0.85
     report = json.loads(next(tmp_path.glob("*.json")).read_text())
     assert report["modality"] == "mr" and MR_LIVER_ONLY in report["warnings"]
+
+
+def test_cli_refuses_mr_with_a_model_set_that_takes_no_mr_before_any_case_runs(tmp_path, capsys):
+    from LiverTumorSegLib.cli import main
+
+    path = tmp_path / "mr.nii.gz"
+    sitk.WriteImage(phantom_mr(), str(path))
+    with pytest.raises(SystemExit) as exc:
+        main(["predict", str(path), "-o", str(tmp_path / "out"), "--modality", "mr", "--fast"])
+    assert exc.value.code == 2 and "does not accept MR input" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
