@@ -3,10 +3,14 @@ patients and reported on the held-out others; then the shipped MR path (`segment
 
     python -m Training.evaluate_mr explore --threads 1      # stage-1 variants on the tuning patients (cached)
     python -m Training.evaluate_mr final --threads 1        # the shipped MR path on every patient, overlays, results.md
+    python -m Training.evaluate_mr lesions --threads 1      # would the lesion network find false lesions in healthy MR livers?
+    python -m Training.evaluate_mr report                   # results.md from the three JSON files
 
 Variants change only the manifest's "mr" entry (normalisation percentiles / fraction, N4 bias field); the threshold and
 the opening of the stage-1 probability are varied afterwards on the cached probabilities. Scores: Dice and volume error
-(%) of the predicted liver against the expert liver (label 1 of organs.nii.gz) on the MR's own grid.
+(%) of the predicted liver against the expert liver (label 1 of organs.nii.gz) on the MR's own grid. `lesions` runs
+the lesion network inside the expert liver with the original's MR lesion normalisation (intensities centred on the
+liver's median, scaled so that the liver's range fits [-0.5, 0.5]); CHAOS livers are healthy, so every lesion is false.
 """
 from __future__ import annotations
 
@@ -17,17 +21,19 @@ import platform
 import time
 from pathlib import Path
 
+import cc3d
 import numpy as np
 import SimpleITK as sitk
 
 from LiverTumorSegLib import segment
-from LiverTumorSegLib.api import load_models, make_config
-from LiverTumorSegLib.cascade import Reporter, channel, liver_candidate, run_model
+from LiverTumorSegLib.api import load_models, make_config, selected_model_set
+from LiverTumorSegLib.cascade import Reporter, cascade, channel, liver_candidate, run_model
 from LiverTumorSegLib.metrics import dice, hd95_mm
 from LiverTumorSegLib.modality import threshold_at_half
 from LiverTumorSegLib.postprocess import compose_labels
 from LiverTumorSegLib.resample import resample_like
-from LiverTumorSegLib.windowing import RangeNormalization, WindowPreset
+from LiverTumorSegLib.runtime import load_model_file
+from LiverTumorSegLib.windowing import Normalization, RangeNormalization, WindowPreset
 
 from .reporting import save_overlay
 
@@ -62,7 +68,7 @@ def scores(pred: np.ndarray, ref: np.ndarray, spacing) -> dict:
 
 def stage1_probability(mr: sitk.Image, entry: dict, threads: int) -> sitk.Image:
     """Liver probability of the shipped liver network on its 3 mm grid, with `entry` as the manifest's "mr" entry."""
-    cfg = dataclasses.replace(make_config(threads=threads, liver_only=True), modality="mr")
+    cfg = dataclasses.replace(make_config(threads=threads, liver_only=True, model_set="pyliverlesionseg"), modality="mr")
     _, liver, _ = load_models(cfg)
     m = liver.manifest
     liver.manifest = dataclasses.replace(m, modalities={**m.modalities, "mr": entry})
@@ -90,12 +96,12 @@ def liver_mask(prob: sitk.Image, mr: sitk.Image, threshold: float, opening: int)
 
 
 def explore(args: argparse.Namespace) -> dict:
-    """Scores of every variant x threshold x opening on the tuning (and, with --all, held-out) patients."""
-    cases = TUNE + (HELD_OUT if args.all else ())
+    """Scores of every variant x threshold x opening on the tuning patients, and of the --held-out variants on the others."""
     rows = []
-    for case in cases:
-        mr, ref = read_case(case, args.data)
-        for variant in args.variants:
+    for case in TUNE + HELD_OUT:
+        variants = args.variants if case in TUNE else args.held_out
+        mr, ref = read_case(case, args.data) if variants else (None, None)
+        for variant in variants:
             prob = cached_probability(case, variant, mr, args.threads, args.cache)
             for t in THRESHOLDS:
                 for k in OPENINGS:
@@ -130,7 +136,7 @@ def final(args: argparse.Namespace) -> dict:
     for case in TUNE + HELD_OUT:
         mr, ref = read_case(case, args.data)
         t0 = time.perf_counter()
-        result = segment(mr, modality="mr", threads=args.threads)
+        result = segment(mr, modality="mr", threads=args.threads, model_set="pyliverlesionseg")
         seconds = time.perf_counter() - t0
         pred = result.labels > 0
         rows.append({"case": case, "split": "tune" if case in TUNE else "held-out", **scores(pred, ref, mr.GetSpacing()),
@@ -144,16 +150,70 @@ def final(args: argparse.Namespace) -> dict:
     return {"rows": rows, "machine": f"{platform.processor() or platform.machine()}, threads {args.threads}"}
 
 
+def liver_centred(mr: sitk.Image, liver: np.ndarray) -> sitk.Image:
+    """pyliverlesionseg's MR input of its lesion network: MR minus the liver's median, times the largest factor that
+    keeps the liver's minimum and maximum within [-0.5, 0.5] (float32, on the MR grid)."""
+    a = sitk.GetArrayFromImage(mr).astype(np.float32)
+    lo, med, hi = np.min(a[liver]), np.median(a[liver]), np.max(a[liver])
+    out = sitk.GetImageFromArray((a - med) * min(0.5 / max(med - lo, 1e-6), 0.5 / max(hi - med, 1e-6)))
+    out.CopyInformation(mr)
+    return out
+
+
+def lesions(args: argparse.Namespace) -> dict:
+    """Lesion ml (>= the default 50 mm3 minimum) the lesion network marks inside each healthy expert liver."""
+    cfg = make_config(threads=args.threads, model_set="pyliverlesionseg")
+    tumor = load_model_file(selected_model_set(cfg).tumor, cfg.runtime, "tumor")
+    tumor.manifest = dataclasses.replace(tumor.manifest, normalization=Normalization(-1e6, 1e6, 0.0, 1.0))  # pre-normalised
+    rows = []
+    for case in TUNE + HELD_OUT:
+        mr, ref = read_case(case, args.data)
+        given = sitk.GetImageFromArray(ref.astype(np.uint8))
+        given.CopyInformation(mr)
+        labels, _ = cascade(liver_centred(mr, ref), None, tumor, cfg, Reporter(), liver_mask=given)
+        ml = float((labels == 2).sum()) * float(np.prod(mr.GetSpacing())) / 1000
+        components = int(cc3d.connected_components((labels == 2).astype(np.uint8), connectivity=26).max())
+        rows.append({"case": case, "false_lesion_ml": round(ml, 2), "false_lesions": components})
+        print(json.dumps(rows[-1]), flush=True)
+    return {"rows": rows}
+
+
+def _table(rows: list[dict], columns: list[str]) -> list[str]:
+    """Markdown table lines of `columns` of `rows`."""
+    return ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)] + [
+        "| " + " | ".join(str(r.get(c, "")) for c in columns) + " |" for r in rows]
+
+
+def report(args: argparse.Namespace) -> dict:
+    """Write results.md from explore.json, lesions.json and final.json under --out."""
+    explore_data, final_data, lesion_data = (json.loads((args.out / f"{m}.json").read_text()) for m in ("explore", "final", "lesions"))
+    held = [r for r in explore_data["rows"] if r["case"] in HELD_OUT]
+    lines = ["# Liver on MR: CHAOS T2-SPIR (8 patients, expert liver labels)", "",
+             f"Written by `python -m Training.evaluate_mr report` from the JSON files beside it; machine: {final_data['machine']}.",
+             f"Tuning patients: {', '.join(TUNE)}; held-out: {', '.join(HELD_OUT)}. Dice and volume error against the expert",
+             "liver (label 1 of `organs.nii.gz`) on each MR's own grid. Variant = the liver manifest's \"mr\" entry.", "",
+             "## Variants on the tuning patients (median / worst Dice, median |volume error| %)", ""]
+    lines += _table(summarise(explore_data["rows"], TUNE), ["variant", "threshold", "opening", "median_dice", "worst_dice", "median_abs_volume_error_pct"])
+    lines += ["", "## The same, held-out patients (variants run there)", ""]
+    lines += _table(summarise(held, HELD_OUT), ["variant", "threshold", "opening", "median_dice", "worst_dice", "median_abs_volume_error_pct"])
+    lines += ["", "## Shipped MR path (`segment(mr, modality=\"mr\")`), every patient", ""]
+    lines += _table(final_data["rows"], ["case", "split", "dice", "hd95_mm", "pred_ml", "ref_ml", "volume_error_pct", "lesion_voxels", "seconds"])
+    lines += ["", "## Lesion network inside the healthy expert livers (every lesion is false)", ""]
+    lines += _table(lesion_data["rows"], ["case", "false_lesion_ml", "false_lesions"])
+    (args.out / "results.md").write_text("\n".join(lines) + "\n")
+    return {}
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Command line: `explore` or `final`."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("mode", choices=("explore", "final"))
+    p.add_argument("mode", choices=("explore", "final", "lesions", "report"))
     p.add_argument("--data", type=Path, default=DATA)
     p.add_argument("--out", type=Path, default=OUT)
     p.add_argument("--cache", type=Path, default=CACHE)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
-    p.add_argument("--all", action="store_true", help="explore: also the held-out patients (to report the variants there)")
+    p.add_argument("--held-out", nargs="*", default=[], choices=list(VARIANTS), help="explore: variants also run on the held-out patients")
     p.add_argument("--overlays", nargs="*", default=["p02", "p08", "p15"])
     return p.parse_args(argv)
 
@@ -162,7 +222,9 @@ def main(argv: list[str] | None = None) -> int:
     """Run one mode and write its JSON under --out."""
     args = parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    data = explore(args) if args.mode == "explore" else final(args)
+    data = {"explore": explore, "final": final, "lesions": lesions, "report": report}[args.mode](args)
+    if args.mode == "report":
+        return 0
     if args.mode == "explore":
         data["tune_summary"] = summarise(data["rows"], TUNE)
         data["held_out_summary"] = summarise(data["rows"], HELD_OUT)
