@@ -45,6 +45,7 @@ HELD_OUT = ("p08", "p10", "p13", "p15")  # ... and reported on these
 #: Stage-1 preprocessing variants: the manifest's "mr" entry.
 VARIANTS = {
     "original": {"normalization": RangeNormalization().to_dict()},
+    "pct1-99": {"normalization": RangeNormalization(1.0, 99.0, 1.0).to_dict()},  # run on p01 only (model card)
     "pct0-99x0.6": {"normalization": RangeNormalization(0.0, 99.0, 0.6).to_dict()},
     "n4+original": {"normalization": RangeNormalization().to_dict(), "n4_bias_field": True},
 }
@@ -119,8 +120,9 @@ def summarise(rows: list[dict], cases: tuple[str, ...]) -> list[dict]:
         sel = [r for r in rows if (r["variant"], r["threshold"], r["opening"]) == key and r["case"] in cases]
         if len(sel) == len(cases):
             d = [r["dice"] for r in sel]
-            out.append({"variant": key[0], "threshold": key[1], "opening": key[2], "median_dice": float(np.median(d)),
-                        "worst_dice": min(d), "median_abs_volume_error_pct": float(np.median([abs(r["volume_error_pct"]) for r in sel]))})
+            out.append({"variant": key[0], "threshold": key[1], "opening": key[2], "median_dice": round(float(np.median(d)), 4),
+                        "worst_dice": min(d),
+                        "median_abs_volume_error_pct": round(float(np.median([abs(r["volume_error_pct"]) for r in sel])), 1)})
     return sorted(out, key=lambda r: -r["median_dice"])
 
 
@@ -189,7 +191,8 @@ def report(args: argparse.Namespace) -> dict:
     explore_data, final_data, lesion_data = (json.loads((args.out / f"{m}.json").read_text()) for m in ("explore", "final", "lesions"))
     held = [r for r in explore_data["rows"] if r["case"] in HELD_OUT]
     lines = ["# Liver on MR: CHAOS T2-SPIR (8 patients, expert liver labels)", "",
-             f"Written by `python -m Training.evaluate_mr report` from the JSON files beside it; machine: {final_data['machine']}.",
+             f"Written by `python -m Training.evaluate_mr report` from the JSON files beside it; machine: {final_data['machine']}",
+             "(2026-12-03: this project's 2-core AMD EPYC VM while other jobs ran, so the seconds are inflated).",
              f"Tuning patients: {', '.join(TUNE)}; held-out: {', '.join(HELD_OUT)}. Dice and volume error against the expert",
              "liver (label 1 of `organs.nii.gz`) on each MR's own grid. Variant = the liver manifest's \"mr\" entry.", "",
              "## Variants on the tuning patients (median / worst Dice, median |volume error| %)", ""]
