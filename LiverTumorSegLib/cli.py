@@ -373,7 +373,8 @@ def _print_model(stage: str, path: Path | None, verbose: bool) -> None:
     m = load_manifest(path)
     classes = ", ".join(f"{k} {v}" for k, v in m.classes.items())
     print(f"  {stage}: {m.name} {m.version} ({path.parent.name}/{path.name}), spacing {' x '.join(map(str, m.spacing))} mm, "
-          f"patch {' x '.join(map(str, m.patch_size))} voxels, {m.output_activation} classes {classes}")
+          f"patch {' x '.join(map(str, m.patch_size))} voxels, {m.output_activation} classes {classes}, "
+          f"accepts {', '.join(x.upper() for x in m.modalities)}")
     if m.credit:
         print(f"    licence {m.credit.get('licence', '?')}; {m.credit.get('citation', '')[:120]}...")
     _print_nested(m.metrics if verbose else _headline(m.metrics), 6)

@@ -169,3 +169,13 @@ def test_cli_refuses_mr_with_a_model_set_that_takes_no_mr_before_any_case_runs(t
         main(["predict", str(path), "-o", str(tmp_path / "out"), "--modality", "mr", "--fast"])
     assert exc.value.code == 2 and "does not accept MR input" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_info_says_which_modalities_each_network_accepts(capsys):
+    from LiverTumorSegLib.cli import main
+
+    assert main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert "pyliverlesionseg-liver 0.3" in out and "accepts CT, MR" in out and "pyliverlesionseg-lesion" in out
+    lesion_line = next(line for line in out.splitlines() if "pyliverlesionseg-lesion" in line)
+    assert lesion_line.endswith("accepts CT")
