@@ -5,7 +5,7 @@ import SimpleITK as sitk
 
 import slicer
 from LiverTumorSegLib.modality import MR_LIVER_ONLY
-from Testing.lib.test_modality import mr_models, phantom_mr
+from Testing.lib.test_modality import mr_models, phantom_mr, write_dicom_series
 
 
 class FakeDicomDatabase:
@@ -43,3 +43,12 @@ def test_process_writes_only_a_liver_segment_for_an_mr_and_says_so(logic, monkey
     segmentation = segmentationNode.GetSegmentation()
     assert [segmentation.GetNthSegment(i).GetName() for i in range(segmentation.GetNumberOfSegments())] == ["Liver"]
     assert MR_LIVER_ONLY in logic.resultSummary(segmentationNode).get("warnings", "")
+
+
+def test_batch_reads_an_mr_dicom_series_modality_and_saves_a_liver_segment_only(logic, monkeypatch, tmp_path):
+    monkeypatch.setenv("LIVERTUMORSEG_MODELS_DIR", str(mr_models(tmp_path / "models")))
+    folder = write_dicom_series(phantom_mr(), tmp_path / "mr_series", "MR")
+    (report,) = logic.processFiles([folder], tmp_path / "out")
+    assert report.status == "done", report
+    segmentation = slicer.util.loadSegmentation(report.segmentationFile).GetSegmentation()
+    assert [segmentation.GetNthSegment(i).GetName() for i in range(segmentation.GetNumberOfSegments())] == ["Liver"]
