@@ -53,7 +53,8 @@ class LiverTumorSeg(ScriptedLoadableModule):
             "volume, longest axial diameter and centroid; click a row to jump to it. For batch processing "
             "from the Python console use "
             "<code>slicer.util.getModuleLogic(\"LiverTumorSeg\").processFiles(paths, outputDir)</code>. "
-            "Research use only: not a medical device.")
+            "An MR (Modality: auto reads its DICOM tag, or choose MR) gets the <b>Liver</b> segment only: lesions "
+            "are not segmented on MR. Research use only: not a medical device.")
         self.parent.acknowledgementText = _(
             "The demo CT is TotalSegmentator's abdominal example (Apache-2.0). See the extension's README for "
             "the training data and licences of the bundled models.")
