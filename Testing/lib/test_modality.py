@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import locale
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +38,17 @@ def phantom_mr(size_xyz=(48, 40, 24), spacing=(2.0, 2.0, 6.0)) -> sitk.Image:
 
 
 def write_dicom_series(image: sitk.Image, folder: Path, modality: str) -> Path:
-    """`image` as a DICOM series of int16 slices whose Modality tag is `modality`."""
+    """`image` as a DICOM series of int16 slices whose Modality tag is `modality` (the process locale is restored:
+    ITK's GDCM writer leaves it at "C", which turns later text reads to ASCII)."""
+    saved = locale.setlocale(locale.LC_ALL)
+    try:
+        return _write_slices(image, folder, modality)
+    finally:
+        locale.setlocale(locale.LC_ALL, saved)
+
+
+def _write_slices(image: sitk.Image, folder: Path, modality: str) -> Path:
+    """The slices of `write_dicom_series`."""
     folder.mkdir(parents=True)
     img = sitk.Cast(image, sitk.sitkInt16)
     writer = sitk.ImageFileWriter()
