@@ -24,7 +24,7 @@ from slicer.ScriptedLoadableModule import (
 )
 from slicer.util import VTKObservationMixin
 
-from LiverTumorSegLogic import EngineError, RunOptions
+from LiverTumorSegLogic import EngineError
 from LiverTumorSegLogic import LiverTumorSegLogic as CoreLogic
 from LiverTumorSegLogic import dependencies, slicercompat
 from LiverTumorSegGui.compare_section import CompareSection
@@ -58,7 +58,8 @@ class LiverTumorSeg(ScriptedLoadableModule):
             "placed point, and Undo puts the segmentation back. For batch processing "
             "from the Python console use "
             "<code>slicer.util.getModuleLogic(\"LiverTumorSeg\").processFiles(paths, outputDir)</code>. "
-            "Research use only: not a medical device.")
+            "An MR (Modality: auto reads its DICOM tag, or choose MR) gets the <b>Liver</b> segment only: lesions "
+            "are not segmented on MR. Research use only: not a medical device.")
         self.parent.acknowledgementText = _(
             "The demo CT is TotalSegmentator's abdominal example (Apache-2.0). See the extension's README for "
             "the training data and licences of the bundled models.")
@@ -77,6 +78,7 @@ class LiverTumorSegParameterNode:
     outputSegmentation: vtkMRMLSegmentationNode
     device: Annotated[str, Choice(["auto", "cpu", "cuda"])] = "auto"
     liverOnly: bool = False
+    modality: Annotated[str, Choice(["auto", "ct", "mr"])] = "auto"  # auto: the volume's DICOM Modality tag
     # The library's default (PostprocessConfig.min_lesion_mm3); a test keeps the two equal.
     minLesionMm3: Annotated[float, WithinRange(0.0, 100000.0)] = 50.0
 
@@ -222,7 +224,10 @@ class LiverTumorSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         """The run options the panel shows."""
         p = self._parameterNode
         modelSet = self.ui.modelSetComboBox.currentData or ""
-        return RunOptions(p.device, liverOnly=p.liverOnly, minLesionMm3=p.minLesionMm3, modelSet=str(modelSet))
+        modality = None if p.modality == "auto" or not p.inputVolume else p.modality
+        if not p.inputVolume:
+            return RunOptions(p.device, liverOnly=p.liverOnly, minLesionMm3=p.minLesionMm3, modelSet=str(modelSet))
+        return self.logic.runOptions(p.inputVolume, p.device, p.liverOnly, p.minLesionMm3, modality, str(modelSet))
 
     def _updateButtons(self, caller=None, event=None) -> None:
         """Enable Apply and the window presets only when an input volume is selected."""
@@ -309,11 +314,11 @@ class LiverTumorSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def _startRun(self) -> None:
         """Check the inputs, hand the voxels to the engine process, and start polling it."""
         p = self._parameterNode
-        replaceSegments = self._confirmReplace(p.outputSegmentation, p.liverOnly)
+        options = self._options()  # MR: liver only
+        replaceSegments = self._confirmReplace(p.outputSegmentation, options.liverOnly)
         if replaceSegments is None:
             return
         volume = self.logic.volumeFromNode(p.inputVolume)
-        options = self._options()
         self._watch(self.logic.startSegmentation(volume, options),
                     ("segment", p.inputVolume, p.outputSegmentation, replaceSegments, options))
 

@@ -21,7 +21,8 @@ from .lesions import measure_lesions, organ_volumes_ml, slices_with_tumor
 from .model_sets import SETS_FILE, ModelSet, resolve_model_set
 from .result import SegmentationResult
 from .runtime import Model, load_model_file
-from .validation import check_ct
+from .modality import MR, MR_LIVER_ONLY, resolve_modality
+from .validation import check_input
 
 log = logging.getLogger(__name__)
 ImageLike = Union[sitk.Image, Volume, str, Path]  # typing.Union: `X | Y` fails at import on Python 3.9 (Slicer 5.8)
@@ -75,14 +76,17 @@ def segment(image: ImageLike, *, device: str = "auto", fast: bool = False, liver
             models_dir: str | Path | None = None, model_set: str | None = None, cpu_engine: str | None = None,
             tta: bool = False, config: SegmentationConfig | None = None,
             progress: Callable[[float, str], None] | None = None,
-            cancel: threading.Event | None = None, liver_mask: ImageLike | None = None) -> SegmentationResult:
-    """Liver (1) and tumor (2) label map of a CT in HU, on the exact input grid, with lesion measurements.
+            cancel: threading.Event | None = None, liver_mask: ImageLike | None = None,
+            modality: str | None = None) -> SegmentationResult:
+    """Liver (1) and tumor (2) label map of a CT in HU (or an MR), on the exact input grid, with lesion measurements.
 
     `image` is a SimpleITK image, a Volume ((z, y, x) array + geometry) or a path (file or DICOM folder).
     `progress(fraction, message)` is called through every stage; setting `cancel` stops the run
     within about a second with CancelledError. `liver_mask` (same grid as the image, non-zero = liver,
     e.g. a corrected liver) replaces the liver stage: only tumors are segmented, inside it. Raises
     InvalidInputError / NotCTError for unusable input and ModelError for missing or tampered models.
+    `modality` "ct" | "mr" (None: the DICOM Modality tag of a DICOM series, else CT, or `config.modality`); an
+    MR is segmented by the networks whose manifests accept MR: with the shipped models, the liver only.
     """
     cfg = make_config(device=device, fast=fast, liver_only=liver_only, min_lesion_mm3=min_lesion_mm3,
                       threads=threads, force=force, models_dir=models_dir, model_set=model_set,
@@ -92,17 +96,24 @@ def segment(image: ImageLike, *, device: str = "auto", fast: bool = False, liver
     ct = _as_sitk(image)
     geometry = Geometry.of(ct) if ct.GetDimension() == 3 else None
     hu = sitk.GetArrayViewFromImage(ct)
-    warnings = check_ct(ct, hu, cfg.checks)
+    cfg, warnings = _with_modality(cfg, modality, ct)
+    warnings += check_input(ct, hu, cfg.checks, cfg.modality)
     rep.lap("read_and_check")
     rep.report(0.03, "loading models")
     mset, liver, tumor = load_models(cfg)
+    liver.manifest.input_for(cfg.modality)  # ModelError now when the liver network does not take this modality
+    if tumor is not None and not tumor.manifest.accepts(cfg.modality):
+        tumor = None  # e.g. a CT-only lesion network given an MR
+    if cfg.modality == MR and tumor is None:
+        warnings.append(MR_LIVER_ONLY)
     rep.lap("load_models")
     given = _given_liver(liver_mask, ct)
     labels, more = cascade(ct, liver, tumor, cfg, rep, liver_mask=given)
     rep.report(0.95, "measuring lesions")
     result = _result(labels, hu, geometry, warnings + more, liver.device)
     result.model_set = mset.name
-    ran = (liver, tumor if "stage2_tumor" in rep.timings else None)  # no liver: the tumor stage never ran
+    result.modality = cfg.modality
+    ran = (liver, tumor if "stage2_tumor" in rep.timings else None)  # no liver, or MR: the tumor stage never ran
     result.models = {m.manifest.stage: {**model_identity(m.manifest), "model_set": mset.name, "engine": m.engine}
                      for m in ran if m is not None}
     rep.lap("lesions")
@@ -112,6 +123,14 @@ def segment(image: ImageLike, *, device: str = "auto", fast: bool = False, liver
         log.info("warning: %s", w)
     log.info("segmented %s voxels in %.2f s: %s", "x".join(map(str, ct.GetSize())), sum(result.timings.values()), result.summary())
     return result
+
+
+def _with_modality(cfg: SegmentationConfig, modality: str | None, image: sitk.Image) -> tuple[SegmentationConfig, list[str]]:
+    """`cfg` set to the modality to segment as (asked for, else the DICOM tag's, else `cfg.modality`) and warnings."""
+    chosen, warnings = resolve_modality(modality, image)
+    if modality is None and chosen != MR:
+        chosen = cfg.modality
+    return replace(cfg, modality=chosen), warnings
 
 
 def model_identity(manifest) -> dict[str, str]:

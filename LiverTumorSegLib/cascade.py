@@ -13,6 +13,7 @@ from scipy import ndimage
 
 from .config import SegmentationConfig
 from .errors import CancelledError, ModelError
+from .modality import liver_gate, threshold_at_half
 from .postprocess import compose_labels, implausible_liver, largest_component
 from .preprocess import liver_mask_input, liver_roi, model_input, to_model_grid
 from .resample import resample_like
@@ -55,11 +56,13 @@ class Reporter:
         return lambda f, msg: self.report(start + (end - start) * f, f"{label}: {msg}")
 
 
-def pad_value(manifest) -> float:
-    """Normalised value fed to a network outside the image: the manifest's, else that of air (-1024 HU)."""
+def pad_value(manifest, modality: str = "ct") -> float:
+    """Normalised value fed to a network outside the image: the manifest's, else that of the modality's background
+    (CT: air, -1024 HU)."""
     if manifest.pad_value is not None:
         return float(manifest.pad_value)
-    return float(manifest.normalization(np.array([-1024.0]))[0])
+    spec = manifest.input_for(modality)
+    return float(spec.normalization(np.array([spec.background]))[0])
 
 
 @dataclass
@@ -93,8 +96,8 @@ def run_model(ct: sitk.Image, model: Model, cfg: SegmentationConfig, progress: P
     outside the liver.
     """
     m = model.manifest
-    grid = to_model_grid(ct, m)
-    x = model_input(grid, m)
+    grid = to_model_grid(ct, m, cfg.modality)
+    x = model_input(grid, m, cfg.modality)
     if m.liver_mask is not None:
         if liver is None:
             raise ModelError(f"model '{m.name}' needs the stage-1 liver to mask its input")
@@ -103,7 +106,7 @@ def run_model(ct: sitk.Image, model: Model, cfg: SegmentationConfig, progress: P
     region = body_region(sitk.GetArrayViewFromImage(grid)) if m.window_on_body else None
     probs = predict_probabilities(
         x, model.run, m.patch_for(x.shape, overlap), output_crop=m.output_crop, activation=m.output_activation,
-        overlap=overlap, sigma_fraction=cfg.window.gaussian_sigma, pad_value=pad_value(m),
+        overlap=overlap, sigma_fraction=cfg.window.gaussian_sigma, pad_value=pad_value(m, cfg.modality),
         cancel=rep.cancel, progress=progress,
         mirror_axes=cfg.window.mirror_tumor if m.stage == "tumor" else cfg.window.mirror_liver, region=region,
     )
@@ -145,11 +148,14 @@ def liver_stage(ct: sitk.Image, liver: Model, cfg: SegmentationConfig, rep: Repo
     log.info("stage 1 (liver): %s at %s mm", liver.manifest.name, liver.manifest.spacing)
     grid_ct, probs = run_model(ct, liver, cfg, rep.sub(0.05, 0.35, "liver"), rep)
     p_liver = channel(probs, liver.manifest.class_index("liver"))
-    p = sitk.GetArrayFromImage(p_liver)
-    mask = liver_candidate(p, liver.manifest.liver_opening_voxels)
-    pp = cfg.postprocess
-    why = implausible_liver(mask, sitk.GetArrayViewFromImage(grid_ct), float(np.prod(grid_ct.GetSpacing())) / 1000,
-                            pp.min_liver_ml, pp.liver_median_hu, liver.manifest.min_right_fraction) if mask.any() else "no liver voxel above 0.5"
+    spec = liver.manifest.input_for(cfg.modality)
+    p = threshold_at_half(sitk.GetArrayFromImage(p_liver), spec.liver_threshold)
+    opening = liver.manifest.liver_opening_voxels if spec.liver_opening_voxels is None else spec.liver_opening_voxels
+    mask = liver_candidate(p, opening)
+    values = sitk.GetArrayViewFromImage(grid_ct)
+    gate = liver_gate(cfg.modality, values, cfg.postprocess)
+    why = implausible_liver(mask, values, float(np.prod(grid_ct.GetSpacing())) / 1000, gate.min_ml, gate.median_range,
+                            liver.manifest.min_right_fraction, gate.body, gate.unit) if mask.any() else "no liver voxel above 0.5"
     rep.lap("stage1_liver")
     if why:
         log.info("no liver: %s", why)

@@ -39,7 +39,8 @@ def case_settings(options: argparse.Namespace | CaseOptions) -> dict:
     stages = {"liver": mset.liver} if cfg.liver_only or mset.tumor is None else {"liver": mset.liver, "tumor": mset.tumor}
     models = {stage: _model_id(path) for stage, path in stages.items()}
     return {"model_set": mset.name, "models": models, "liver_only": cfg.liver_only,
-            "min_lesion_mm3": cfg.postprocess.min_lesion_mm3, "tta": bool(getattr(options, "tta", False))}
+            "min_lesion_mm3": cfg.postprocess.min_lesion_mm3, "tta": bool(getattr(options, "tta", False)),
+            "modality": getattr(options, "modality", None) or "auto"}
 
 
 def _model_id(manifest_path: Path) -> str:

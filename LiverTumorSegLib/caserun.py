@@ -70,7 +70,8 @@ def run_case(path: Path, args: argparse.Namespace, case: str) -> tuple[str, Segm
         result = segment(read_image(path), device=args.device, fast=args.fast, model_set=args.model_set, liver_only=args.liver_only,
                          min_lesion_mm3=args.min_lesion_mm3, threads=args.threads, force=args.force,
                          models_dir=args.models_dir, progress=progress, cancel=cancel,
-                         cpu_engine=getattr(args, "cpu_engine", "auto"), tta=getattr(args, "tta", False))
+                         cpu_engine=getattr(args, "cpu_engine", "auto"), tta=getattr(args, "tta", False),
+                         modality=getattr(args, "modality", None))
     except KeyboardInterrupt:
         cancel.set()
         raise

@@ -39,6 +39,7 @@ class CaseOptions:
     models_dir: Path | None = None
     cpu_engine: str = "auto"
     tta: bool = False
+    modality: str | None = None  # "ct" | "mr"; None: a DICOM series' Modality tag, else CT
 
 
 def is_manifest(path: Path) -> bool:

@@ -14,6 +14,7 @@ from .config import models_dir
 from .errors import CancelledError, LiverTumorSegError
 from .io import check_output_folder, expand_inputs, no_inputs_message
 from .manifest import load_manifest
+from .modality import MODALITIES
 from .model_sets import list_model_sets
 from .outputs import SKIPPED, case_names_in
 from .result import SegmentationResult
@@ -22,7 +23,7 @@ from .runtime import CPU_ENGINES, resolve_cpu_engine, resolve_device, verified_m
 log = logging.getLogger("livertumorseg")
 DEVICES = ("auto", "cpu", "cuda")
 #: API keywords named in library messages, and the CLI flags that mean the same.
-CLI_WORDS = {"force=True": "--force", "overwrite=True": "--overwrite"}
+CLI_WORDS = {"force=True": "--force", "overwrite=True": "--overwrite", "modality='mr'": "--modality mr", "modality='ct'": "--modality ct"}
 
 
 def positive_int(text: str) -> int:
@@ -79,6 +80,8 @@ def _add_predict(sub) -> None:
                        help="models folder: sets.json with model sets, or liver/tumor .onnx + .json (one set)")
     model.add_argument("--min-lesion-mm3", type=non_negative_float, default=None, help="drop tumors smaller than this (default 50)")
     model.add_argument("--force", action="store_true", help="segment images that do not look like CT")
+    model.add_argument("--modality", choices=MODALITIES, default=None,
+                       help="ct or mr (default: a DICOM series' Modality tag, else ct); MR: liver only")
     run = pr.add_argument_group("run")
     run.add_argument("--device", choices=DEVICES, default="auto",
                      help="where the networks run: auto (CUDA when ONNX Runtime has it, else CPU), cpu or cuda")
@@ -142,7 +145,9 @@ def check_predict_args(args: argparse.Namespace) -> None:
         mset = selected_model_set(make_config(models_dir=args.models_dir, model_set=args.model_set, fast=args.fast))
         stages = {"liver": mset.liver} if args.liver_only or mset.tumor is None else {"liver": mset.liver, "tumor": mset.tumor}
         for stage, path in stages.items():
-            verified_manifest(path, stage)
+            manifest, _ = verified_manifest(path, stage)
+            if stage == "liver" and args.modality:
+                manifest.input_for(args.modality)  # a liver network that takes no MR says so before any case runs
         check_output_folder(args.output)  # last: the folder is made only for a run that can start
     except LiverTumorSegError as exc:
         args.usage_error(str(exc))
@@ -190,7 +195,8 @@ def what_ran(result: SegmentationResult, args: argparse.Namespace) -> str:
     models = ", ".join(f"{stage} {m['name']} {m['version']}" for stage, m in result.models.items())
     sets = sorted({m["model_set"] for m in result.models.values() if m.get("model_set")})
     engines = sorted({m["engine"] for m in result.models.values() if m.get("engine")})
-    modes = [m for m, on in (("liver only", args.liver_only), ("test-time mirroring", getattr(args, "tta", False))) if on]
+    modes = [m for m, on in (("liver only", args.liver_only), ("MR, liver only", result.modality == "mr"),
+                             ("test-time mirroring", getattr(args, "tta", False))) if on]
     return (f"models: {models}" + (f" (model set {', '.join(sets)})" if sets else "")
             + f"; device: {result.device}" + (f" ({', '.join(engines)})" if engines else "")
             + (f"; {', '.join(modes)}" if modes else ""))
@@ -199,6 +205,7 @@ def what_ran(result: SegmentationResult, args: argparse.Namespace) -> str:
 def summary_row(case: str, result: SegmentationResult, paths: dict[str, Path], liver_only: bool) -> dict:
     """One case's line of the summary table: numbers, and every file written."""
     summary = result.summary()
+    liver_only = liver_only or ("tumor" not in result.models and result.modality == "mr")
     tumor = tumor_cell(result, liver_only)
     labels = [str(p) for k, p in paths.items() if k in SUFFIX or k == "dicom-sr"]
     liver = (">=" if summary["liver_cut_off_at"] else "") + str(summary["liver_volume_ml"])  # cut off: a lower bound
@@ -286,7 +293,8 @@ def _print_model(stage: str, path: Path | None) -> None:
     m = load_manifest(path)
     classes = ", ".join(f"{k} {v}" for k, v in m.classes.items())
     print(f"  {stage}: {m.name} {m.version} ({path.parent.name}/{path.name}), spacing {' x '.join(map(str, m.spacing))} mm, "
-          f"patch {' x '.join(map(str, m.patch_size))} voxels, {m.output_activation} classes {classes}")
+          f"patch {' x '.join(map(str, m.patch_size))} voxels, {m.output_activation} classes {classes}, "
+          f"accepts {', '.join(x.upper() for x in m.modalities)}")
     if m.credit:
         print(f"    licence {m.credit.get('licence', '?')}; {m.credit.get('citation', '')[:120]}...")
     _print_nested(m.metrics, 6)

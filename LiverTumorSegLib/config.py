@@ -79,3 +79,4 @@ class SegmentationConfig:
     liver_only: bool = False  # skip the tumor stage
     models_dir: Path | None = None
     model_set: str | None = None  # a set named in the models folder's sets.json; None = its default
+    modality: str = "ct"  # "ct" | "mr": how the networks take the image (set by `segment` from its input)

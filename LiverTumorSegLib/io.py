@@ -18,6 +18,7 @@ import SimpleITK as sitk
 
 from .config import InputCheckConfig
 from .errors import InvalidInputError, LiverTumorSegError, OutputExistsError
+from .modality import DICOM_MODALITY_TAG
 from .result import lesion_columns
 from .terminology import SEGMENTS
 
@@ -64,10 +65,15 @@ def dicom_series_files(folder: Path) -> list[str]:
 
 
 def read_dicom_series(folder: Path) -> sitk.Image:
-    """The largest DICOM series in `folder` as one 3-D image."""
+    """The largest DICOM series in `folder` as one 3-D image, carrying its DICOM Modality tag (0008|0060) as metadata."""
     reader = sitk.ImageSeriesReader()
-    reader.SetFileNames(dicom_series_files(folder))
-    return reader.Execute()  # its warnings (e.g. missing slices) stay visible
+    files = dicom_series_files(folder)
+    reader.SetFileNames(files)
+    image = reader.Execute()  # its warnings (e.g. missing slices) stay visible
+    header = _header(Path(files[0]))
+    if header.HasMetaDataKey(DICOM_MODALITY_TAG) and header.GetMetaData(DICOM_MODALITY_TAG).strip():
+        image.SetMetaData(DICOM_MODALITY_TAG, header.GetMetaData(DICOM_MODALITY_TAG).strip())
+    return image
 
 
 def _header(path: Path) -> sitk.ImageFileReader:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 
 from .errors import ModelError
+from .modality import ModalityInput
 from .sliding_window import window_starts
 from .windowing import Normalization
 
@@ -47,7 +48,10 @@ class ModelManifest:
     voxel that the linear interpolation of that binary mask touches: each object grows by up to one model voxel,
     as pyliverlesionseg's own post-processing does); `window_on_body`: the sliding windows cover only the body's
     bounding box (HU > -300, largest component) rather than the whole image, each window still reading the real image
-    around it, so a wide field of view of air costs no extra window.
+    around it, so a wide field of view of air costs no extra window;
+    `modalities`: the input modalities the network accepts ("ct", "mr"), each with how to prepare it
+    ({"normalization": ..., "background": ..., "n4_bias_field": ...}; an empty entry = `normalization`, see
+    modality.ModalityInput): a network without an "mr" entry refuses MR.
     """
 
     name: str
@@ -77,6 +81,7 @@ class ModelManifest:
     min_right_fraction: float = 0.0
     output_resampling: str = "probability"  # or "binary_any"
     window_on_body: bool = False
+    modalities: dict = field(default_factory=lambda: {"ct": {}})
 
     def __post_init__(self) -> None:
         """Reject settings inference could not honour."""
@@ -112,6 +117,17 @@ class ModelManifest:
         """(input voxels fed to the network, window count) when `patch` tiles the volume with `overlap`."""
         windows = prod(len(window_starts(v, p - 2 * c, overlap)) for v, p, c in zip(volume_zyx, patch, self.output_crop))
         return prod(patch) * windows, windows
+
+    def accepts(self, modality: str) -> bool:
+        """True when the network takes input of `modality` ("ct" or "mr")."""
+        return modality in self.modalities
+
+    def input_for(self, modality: str) -> ModalityInput:
+        """How to prepare `modality` input for this network; ModelError when it does not accept that modality."""
+        if not self.accepts(modality):
+            raise ModelError(f"model '{self.name}' does not accept {modality.upper()} input "
+                             f"(it accepts {', '.join(m.upper() for m in self.modalities)})")
+        return ModalityInput.from_manifest(modality, self.modalities[modality], self.normalization)
 
     @property
     def resampled_threshold(self) -> float:

@@ -72,15 +72,19 @@ def right_side_fraction(mask: np.ndarray, hu: np.ndarray, body_hu: float = -500.
 
 
 def implausible_liver(mask: np.ndarray, hu: np.ndarray, voxel_ml: float, min_ml: float,
-                      median_hu: tuple[float, float], min_right_fraction: float = 0.0) -> str | None:
-    """Why a liver candidate (boolean mask over a (z, y, x) canonical-LPS HU array) is not a liver, or None if it may be one."""
+                      median_hu: tuple[float, float], min_right_fraction: float = 0.0, body_hu: float = -500.0,
+                      unit: str = "HU") -> str | None:
+    """Why a liver candidate (boolean mask over a (z, y, x) canonical-LPS HU array) is not a liver, or None if it may be one.
+
+    For an MR, `hu` holds its intensities, `median_hu` and `body_hu` are in them and `unit` names them.
+    """
     volume = float(mask.sum()) * voxel_ml
     if volume < min_ml:
         return f"liver candidate of {volume:.1f} ml is below the {min_ml:g} ml minimum"
     median = float(np.median(hu[mask]))
     if not median_hu[0] <= median <= median_hu[1]:
-        return f"liver candidate has median {median:.0f} HU, outside liver tissue's {median_hu[0]:g}..{median_hu[1]:g} HU"
-    right = right_side_fraction(mask, hu)
+        return f"liver candidate has median {median:.0f} {unit}, outside liver tissue's {median_hu[0]:g}..{median_hu[1]:g} {unit}"
+    right = right_side_fraction(mask, hu, body_hu)
     if right < min_right_fraction:
         return (f"liver candidate lies on the body's midline or left ({100 * right:.0f} % of it on the patient's right, "
                 f"livers measured 79-95 %): e.g. the bladder; a situs inversus is not supported")

@@ -6,6 +6,7 @@ import SimpleITK as sitk
 from scipy import ndimage
 
 from .manifest import ModelManifest
+from .modality import CT, n4_corrected
 from .resample import resample_ct, resample_labels
 from .roi import Box, box_on_image, mask_box
 
@@ -19,17 +20,21 @@ def canonical(image: sitk.Image) -> sitk.Image:
     return sitk.DICOMOrient(image, "LPS")
 
 
-def to_model_grid(ct: sitk.Image, manifest: ModelManifest) -> sitk.Image:
-    """CT (HU) in canonical LPS axis order, resampled to the model's spacing, float32.
+def to_model_grid(ct: sitk.Image, manifest: ModelManifest, modality: str = CT) -> sitk.Image:
+    """CT (HU) or MR in canonical LPS axis order, resampled to the model's spacing, float32.
 
-    With a `median_prefilter` in the manifest, the CT is first resampled to that spacing and median
-    filtered there (pyliverlesionseg's liver network was trained on CTs smoothed so).
+    With a `median_prefilter` in the manifest, the image is first resampled to that spacing and median
+    filtered there (pyliverlesionseg's liver network was trained on CTs smoothed so). The manifest's entry
+    for `modality` gives the intensity outside the image and whether an MR's bias field is removed first.
     """
+    spec = manifest.input_for(modality)
     image = canonical(ct)
+    if spec.n4_bias_field:
+        image = n4_corrected(image)
     pre = manifest.median_prefilter
     if pre:
-        image = sitk.Median(resample_ct(image, pre["spacing"]), [int(pre["size"]) // 2] * 3)
-    return resample_ct(image, manifest.spacing)
+        image = sitk.Median(resample_ct(image, pre["spacing"], spec.background), [int(pre["size"]) // 2] * 3)
+    return resample_ct(image, manifest.spacing, spec.background)
 
 
 def liver_mask_input(x: np.ndarray, liver: np.ndarray, manifest: ModelManifest) -> np.ndarray:
@@ -44,9 +49,9 @@ def liver_mask_input(x: np.ndarray, liver: np.ndarray, manifest: ModelManifest) 
     return out
 
 
-def model_input(ct_on_model_grid: sitk.Image, manifest: ModelManifest) -> np.ndarray:
-    """Normalised (z, y, x) float32 array for the network, from CT already on the model grid."""
-    return manifest.normalization(sitk.GetArrayViewFromImage(ct_on_model_grid))
+def model_input(ct_on_model_grid: sitk.Image, manifest: ModelManifest, modality: str = CT) -> np.ndarray:
+    """Normalised (z, y, x) float32 array for the network, from CT (or MR) already on the model grid."""
+    return manifest.input_for(modality).normalization(sitk.GetArrayViewFromImage(ct_on_model_grid))
 
 
 def liver_roi(liver_mask: sitk.Image, ct: sitk.Image, margin_mm: float) -> Box | None:

@@ -50,10 +50,10 @@ def resample_to_spacing(
     return resample_like(image, grid_for_spacing(image, spacing), interpolator=interpolator, default=default)
 
 
-def resample_ct(image: sitk.Image, spacing: Sequence[float]) -> sitk.Image:
-    """CT in HU resampled to `spacing` as float32 (linear; outside the image is air, -1024 HU)."""
+def resample_ct(image: sitk.Image, spacing: Sequence[float], background: float = -1024.0) -> sitk.Image:
+    """CT in HU (or an MR) resampled to `spacing` as float32 (linear; outside the image is `background`, CT: air)."""
     img = sitk.Cast(image, sitk.sitkFloat32)
-    return resample_to_spacing(img, spacing, interpolator=sitk.sitkLinear, default=-1024.0)
+    return resample_to_spacing(img, spacing, interpolator=sitk.sitkLinear, default=background)
 
 
 def resample_labels(labels: sitk.Image, spacing_or_reference: Sequence[float] | sitk.Image) -> sitk.Image:

@@ -53,6 +53,7 @@ class SegmentationResult:
     device: str = "cpu"
     model_set: str = ""  # name of the model set that ran
     models: dict[str, dict[str, str]] = field(default_factory=dict)  # per stage: manifest name, version, model set
+    modality: str = "ct"  # what the image was segmented as: "ct" or "mr"
 
     @property
     def tumor_burden_percent(self) -> float:
@@ -98,4 +99,5 @@ class SegmentationResult:
             "seconds": round(sum(self.timings.values()), 2),
             "device": self.device,
             "model_set": self.model_set,
+            "modality": self.modality,
         }

@@ -6,6 +6,7 @@ import SimpleITK as sitk
 
 from .config import InputCheckConfig
 from .errors import InvalidInputError, NotCTError
+from .modality import MR, mr_plausibility_warning
 
 
 def check_shape(image: sitk.Image, cfg: InputCheckConfig) -> None:
@@ -58,5 +59,17 @@ def check_ct(image: sitk.Image, hu: np.ndarray, cfg: InputCheckConfig) -> list[s
     check_values(hu)
     problem = ct_likeness_problem(hu)
     if problem and not cfg.force:
-        raise NotCTError(f"this does not look like a CT: {problem}. Use force=True to segment anyway.")
+        raise NotCTError(f"this does not look like a CT: {problem}. If it is an MR, pass modality='mr'; "
+                         "use force=True to segment anyway.")
     return [f"forced: {problem}"] if problem else []
+
+
+def check_input(image: sitk.Image, values: np.ndarray, cfg: InputCheckConfig, modality: str) -> list[str]:
+    """Every input check for `modality`: CT as `check_ct`; an MR gets the shape and value checks and a warning
+    when it looks like CT in HU (the HU checks do not apply to MR). Returns warnings."""
+    if modality != MR:
+        return check_ct(image, values, cfg)
+    check_shape(image, cfg)
+    check_values(values)
+    warning = mr_plausibility_warning(values)
+    return [warning] if warning else []

@@ -68,3 +68,47 @@ class Normalization:
     def from_dict(cls, d: dict) -> "Normalization":
         """Inverse of `to_dict`."""
         return cls(float(d["clip_low"]), float(d["clip_high"]), float(d["mean"]), float(d["std"]))
+
+
+@dataclass(frozen=True)
+class RangeNormalization:
+    """Image-adaptive input normalisation for intensities without a fixed scale (MR).
+
+    lower = the `low_percentile` of the image, top = its `high_percentile`, upper = lower + `upper_fraction` *
+    (top - lower); intensities are clipped to [lower, upper] and mapped linearly onto [out_low, out_high].
+    pyliverlesionseg's liver network was trained on MR so normalised with percentiles 0 / 100 and fraction 0.8
+    (the lowest 80 % of the image's range onto [-0.5, 0.5]).
+    """
+
+    low_percentile: float = 0.0
+    high_percentile: float = 100.0
+    upper_fraction: float = 0.8
+    out_low: float = -0.5
+    out_high: float = 0.5
+    kind: str = "range"
+
+    def bounds(self, values: np.ndarray) -> tuple[float, float]:
+        """(lower, upper) intensities of an image (any shape) under this normalisation."""
+        lower, top = np.percentile(np.asarray(values, dtype=np.float32), [self.low_percentile, self.high_percentile])
+        return float(lower), float(lower + self.upper_fraction * (top - lower))
+
+    def __call__(self, values: np.ndarray) -> np.ndarray:
+        """Normalised float32 copy of an image (any shape); a constant image maps to `out_low`."""
+        lower, upper = self.bounds(values)
+        out = np.clip(np.asarray(values, dtype=np.float32), lower, upper)
+        out -= np.float32(lower)
+        out *= np.float32((self.out_high - self.out_low) / max(upper - lower, 1e-6))
+        out += np.float32(self.out_low)
+        return out
+
+    def to_dict(self) -> dict:
+        """JSON-ready form for a manifest."""
+        return {"kind": self.kind, "low_percentile": self.low_percentile, "high_percentile": self.high_percentile,
+                "upper_fraction": self.upper_fraction, "out_low": self.out_low, "out_high": self.out_high}
+
+
+def normalization_from_dict(d: dict) -> Normalization | RangeNormalization:
+    """A manifest's normalisation entry: fixed HU clip + standardise (CT), or `"kind": "range"` (image-adaptive, MR)."""
+    if d.get("kind", "fixed") == "range":
+        return RangeNormalization(**{k: float(v) for k, v in d.items() if k != "kind"})
+    return Normalization.from_dict(d)

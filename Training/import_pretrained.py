@@ -21,6 +21,7 @@ import onnx
 import torch
 
 from LiverTumorSegLib.manifest import ModelManifest, write_manifest
+from LiverTumorSegLib.windowing import RangeNormalization
 
 from .pretrained import pyliverlesionseg as pls
 from .pretrained.parity import NORMALIZATION, stage_of
@@ -40,6 +41,11 @@ MIN_RIGHT_FRACTION = 0.65
 # instance normalisations see the padding: a window sized to the CT (162 x 135 x 162 instead of 162 x 162 x 189 on
 # the clinical-size benchmark CT, 1.3x faster) shrank the livers (chaos_ct3 Dice 0.972 -> 0.936, HD95 2.1 -> 5.1 mm;
 # totalseg_ct -7 % volume). So the liver keeps the original's fixed window.
+# MR input of the liver network: the original's MR normalisation (the lowest 80 % of the image's intensity range onto
+# [-0.5, 0.5], RangeNormalization's defaults), cut at 0.3 instead of 0.5: on CHAOS T2-SPIR the livers came out ~15 %
+# too small at 0.5 (tuned on patients p01-p05, held-out results in Training/results/mr/results.md). The lesion network
+# takes CT only: it was never checked on MR here (no MR with lesion labels).
+LIVER_MR_INPUT = {"normalization": RangeNormalization().to_dict(), "liver_threshold": 0.3}
 
 
 def export(net: torch.nn.Module, input_zyx: tuple[int, int, int], path: Path) -> Path:
@@ -63,6 +69,7 @@ def liver_manifest(credit: dict, voxel: tuple[float, ...]) -> ModelManifest:
         normalization=NORMALIZATION, roi_margin_mm=6.0, output_activation="sigmoid", output_crop=(13, 13, 13),
         pad_value=0.0, tile_overlap=0.25, median_prefilter={"spacing": [1.5, 1.5, 1.5], "size": 3},
         liver_opening_voxels=1, credit=credit, min_right_fraction=MIN_RIGHT_FRACTION,
+        modalities={"ct": {}, "mr": LIVER_MR_INPUT},
         training_data="pyliverlesionseg 0.3 training data (Tang et al. 2020: CT and MR of SIRT patients, KU Leuven); not retrained here",
         training_command="python -m Training.import_pretrained pyliverlesionseg",
     )
@@ -76,6 +83,7 @@ def lesion_manifest(credit: dict, voxel: tuple[float, ...]) -> ModelManifest:
         normalization=NORMALIZATION, roi_margin_mm=6.0, output_activation="sigmoid", output_crop=(22, 44, 44),
         pad_value=0.0, tile_overlap=0.0, liver_mask={"dilation_voxels": 2, "fill_value": -0.5}, credit=credit,
         flexible_patch={"multiple": [8, 8, 8], "offset": [6, 4, 4], "max_voxels": LESION_MAX_PATCH_VOXELS},
+        modalities={"ct": {}},
         training_data="pyliverlesionseg 0.3 training data (Tang et al. 2020; lesion network of 2022-02-07); not retrained here",
         training_command="python -m Training.import_pretrained pyliverlesionseg",
     )

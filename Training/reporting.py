@@ -10,7 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from LiverTumorSegLib.windowing import PRESETS, apply_window  # noqa: E402
+from LiverTumorSegLib.windowing import PRESETS, WindowPreset, apply_window  # noqa: E402
 
 
 def write_history_csv(history: list[dict], path: Path) -> None:
@@ -60,11 +60,12 @@ def radiological(slice_yx: np.ndarray, direction: tuple[float, ...] | None) -> n
 
 
 def save_overlay(hu: np.ndarray, ref: np.ndarray, pred: np.ndarray, spacing_xyz, path: Path, title: str,
-                 direction: tuple[float, ...] | None = None) -> None:
-    """CT slice in the liver window with reference (green/yellow) and predicted (red/magenta) contours."""
+                 direction: tuple[float, ...] | None = None, window: WindowPreset | None = None) -> None:
+    """CT slice in the liver window (or `window`, e.g. for an MR) with reference (green/yellow) and predicted
+    (red/magenta) contours."""
     z = best_slice(ref, pred)
     hu, ref, pred = (radiological(a[z], direction) for a in (hu, ref, pred))
-    img = apply_window(hu, PRESETS["liver"])
+    img = apply_window(hu, window or PRESETS["liver"])
     aspect = spacing_xyz[1] / spacing_xyz[0]
     fig, ax = plt.subplots(figsize=(6, 6 * img.shape[0] * aspect / img.shape[1] + 0.5))
     ax.imshow(img, cmap="gray", aspect=aspect, vmin=0, vmax=1)

@@ -7,7 +7,7 @@ import shutil
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -128,8 +128,11 @@ def segmentAndSave(logic: "LiverTumorSegLogic", path: Path, outputDir: Path, nam
                    progress: Progress | None, cancel: threading.Event | None, created: list):
     """Segment one CT file or DICOM folder and write its outputs; nodes it adds go to `created`."""
     from LiverTumorSegLib.io import read_image
+    from LiverTumorSegLib.modality import MR, resolve_modality
 
     image = read_image(path)
+    modality, _ = resolve_modality(options.modality or None, image)  # the engine gets voxels only: no DICOM tags
+    options = replace(options, modality=modality, liverOnly=options.liverOnly or modality == MR)
     result = logic.segmentVolume(image, options, progress, cancel)
     volumeNode = volumeNodeFromImage(image, name)
     created.append(volumeNode)

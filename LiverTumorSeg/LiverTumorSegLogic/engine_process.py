@@ -135,7 +135,7 @@ def readResult(workDir: Path, geometry: dict):
         lesions=lesions, liver_volume_ml=info["liver_volume_ml"], tumor_volume_ml=info["tumor_volume_ml"],
         slice_has_tumor=np.asarray(info["slice_has_tumor"], bool), timings=info["timings"],
         warnings=info["warnings"], device=info["device"], model_set=info.get("model_set", ""),
-        models=info.get("models", {}))
+        models=info.get("models", {}), modality=info.get("modality", "ct"))
 
 
 def parseLine(line: str) -> dict | None:

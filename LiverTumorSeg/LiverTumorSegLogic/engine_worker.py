@@ -44,7 +44,7 @@ def resultDict(result) -> dict:
     return {"lesions": [asdict(lesion) for lesion in result.lesions], "liver_volume_ml": result.liver_volume_ml,
             "tumor_volume_ml": result.tumor_volume_ml, "slice_has_tumor": [bool(v) for v in result.slice_has_tumor],
             "timings": result.timings, "warnings": list(result.warnings), "device": result.device,
-            "model_set": result.model_set, "models": result.models}
+            "model_set": result.model_set, "models": result.models, "modality": result.modality}
 
 
 def writeAtomically(path: Path, write) -> None:

@@ -39,20 +39,30 @@ class LiverTumorSegLogic:
 
     def process(self, volumeNode, segmentationNode=None, device: str = "auto", liverOnly: bool = False,
                 minLesionMm3: float | None = None, progress: Progress | None = None,
-                cancel: threading.Event | None = None, replaceSegments: bool = False, modelSet: str = ""):
-        """Segment the liver and liver tumors of a CT volume node; return the segmentation node.
+                cancel: threading.Event | None = None, replaceSegments: bool = False, modelSet: str = "",
+                modality: str | None = None):
+        """Segment the liver and liver tumors of a CT (or the liver of an MR) volume node; return the segmentation node.
 
         Can be used without GUI widget. By default a new segmentation node is created; segments
         "Liver" / "Liver tumor" of an existing `segmentationNode` are overwritten only with
         `replaceSegments=True`. Also creates a lesion table node (see `lesionTableNode`).
         `progress(fraction, message)` reports each stage; setting `cancel` stops within about a second
         with CancelledError. Bad input raises InvalidInputError / NotCTError; in every error case the
-        scene is left as it was.
+        scene is left as it was. `modality` "ct" | "mr" (None: the volume's DICOM Modality tag, else CT); an MR
+        gets the liver only (see `runOptions`).
         """
-        options = RunOptions(device, liverOnly, minLesionMm3, modelSet)
-        self.checkOutput(segmentationNode, replaceSegments, liverOnly)
+        options = self.runOptions(volumeNode, device, liverOnly, minLesionMm3, modality, modelSet)
+        self.checkOutput(segmentationNode, replaceSegments, options.liverOnly)
         result = self.segmentVolume(self.volumeFromNode(volumeNode), options, progress, cancel)
-        return self.applyResult(volumeNode, result, segmentationNode, replaceSegments, liverOnly)
+        return self.applyResult(volumeNode, result, segmentationNode, replaceSegments, options.liverOnly)
+
+    @staticmethod
+    def runOptions(volumeNode, device: str = "auto", liverOnly: bool = False, minLesionMm3: float | None = None,
+                   modality: str | None = None, modelSet: str = "") -> RunOptions:
+        """RunOptions for a volume node: `modality` else its DICOM Modality tag; an MR is segmented liver only
+        (the lesion network is not validated on MR), so no "Liver tumor" segment is written or replaced."""
+        modality = (modality or nodes.dicomModality(volumeNode)).lower()
+        return RunOptions(device, liverOnly or modality == "mr", minLesionMm3, modelSet, modality=modality)
 
     def processFiles(self, inputPaths: Sequence[str | Path], outputDir: str | Path, overwrite: bool = False,
                      device: str = "auto", liverOnly: bool = False,

@@ -26,6 +26,15 @@ LESION_TABLE_ROLE = "LiverTumorSeg.LesionTable"
 COLUMN_UNITS = {"_ml": "ml", "_mm": "mm", "_ras": "mm", "_lps": "mm", "_hu": "HU"}
 
 
+def dicomModality(volumeNode) -> str:
+    """The DICOM Modality tag ("CT", "MR", ...) of a volume loaded from Slicer's DICOM database, else ""."""
+    uids = (volumeNode.GetAttribute("DICOM.instanceUIDs") or "").split() if volumeNode is not None else []
+    database = getattr(slicer, "dicomDatabase", None)
+    if not uids or database is None:
+        return ""
+    return (database.instanceValue(uids[0], "0008,0060") or "").strip()
+
+
 def checkVolumeNode(volumeNode) -> None:
     """Raise InvalidInputError unless `volumeNode` is a 3-D, single-component scalar volume in a scene."""
     InvalidInputError = presets.errors().InvalidInputError  # works before the first-use install

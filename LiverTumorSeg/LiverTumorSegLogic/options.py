@@ -12,12 +12,15 @@ class RunOptions:
     liverOnly: bool = False
     minLesionMm3: float | None = None  # None: the library's default
     modelSet: str = ""  # a model set of the library's models folder (its sets.json); "" = its default
+    modality: str = ""  # "ct" | "mr"; "" = the library's choice (CT for voxels without DICOM tags)
 
     def segmentKwargs(self) -> dict:
         """The keyword options of LiverTumorSegLib.segment for this run: the one place to add a new option."""
         kwargs = {"device": self.device, "liver_only": self.liverOnly}
         if self.modelSet:
             kwargs["model_set"] = self.modelSet
+        if self.modality:
+            kwargs["modality"] = self.modality
         if self.minLesionMm3 is not None:
             kwargs["min_lesion_mm3"] = float(self.minLesionMm3)
         return kwargs
