@@ -10,6 +10,7 @@ from . import __version__, cli_cohort, cli_compare
 from .api import make_config, selected_model_set
 from .caseplan import SUFFIX
 from .caserun import run_case
+from .text_table import print_summary
 from .config import models_dir
 from .errors import CancelledError, LiverTumorSegError
 from .io import check_output_folder, expand_inputs, no_inputs_message
@@ -220,19 +221,6 @@ def tumor_cell(result: SegmentationResult, liver_only: bool) -> str:
     if "tumor" in result.models:
         return "none found" if not result.lesions else str(result.summary()["tumor_volume_ml"])
     return f"not run ({'liver only' if liver_only else 'no liver' if result.liver_volume_ml == 0 else 'no tumor model'})"
-
-
-def print_summary(rows: list[dict]) -> None:
-    """A plain-text table of per-case results on stdout."""
-    if not rows:
-        return
-    heads = list(rows[0])
-    table = [heads] + [[row[c] for c in heads] for row in rows]
-    widths = [max(len(row[i]) for row in table) for i in range(len(heads))]
-    for i, row in enumerate(table):
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
-        if i == 0:
-            print("  ".join("-" * w for w in widths))
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:

@@ -40,7 +40,7 @@ def add_parser(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the comparison, write its outputs, print the change table and the summary."""
-    from .cli import print_summary
+    from .text_table import print_summary
 
     if args.output.exists() and not args.output.is_dir():
         args.usage_error(f"-o/--output {args.output} is a file; give a folder for the outputs")
