@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -141,6 +142,9 @@ CPU_ENGINES = ("auto", "openvino", "onnxruntime")
 
 def _openvino():
     """openvino, or None when it is not installed or cannot load here (with the reason logged once)."""
+    # OpenVINO's ONNX reader loads its model-conversion tools, which send usage telemetry from a forked process unless
+    # `openvino_telemetry` is missing: a segmentation sends nothing anywhere (and that fork hung engine processes).
+    sys.modules.setdefault("openvino_telemetry", None)
     try:
         import openvino
     except Exception as exc:  # ImportError, or a wheel that does not load on this CPU / OS

@@ -113,7 +113,7 @@ def models_with(overrides: dict, into: Path) -> Path:
     return into
 
 
-def run_ours(work: Path, variant: str, overrides: dict, threads: int, engine: str) -> None:
+def run_ours(work: Path, variant: str, overrides: dict, threads: int, engine: str, tta: bool = False) -> None:
     """Our lesion stage given each case's liver, written as `<variant>.nii.gz` with its timings."""
     import LiverTumorSegLib as lts
 
@@ -124,11 +124,11 @@ def run_ours(work: Path, variant: str, overrides: dict, threads: int, engine: st
             liver = sitk.ReadImage(str(case / "liver.nii.gz"))
             t = time.perf_counter()
             result = lts.segment(ct, liver_mask=liver, device="cpu", threads=threads, models_dir=models,
-                                 model_set="pyliverlesionseg", min_lesion_mm3=0.0, cpu_engine=engine)
+                                 model_set="pyliverlesionseg", min_lesion_mm3=0.0, cpu_engine=engine, tta=tta)
             wall = time.perf_counter() - t
             _write(result.labels, ct, case / f"{variant}.nii.gz")
             (case / f"{variant}.json").write_text(json.dumps({"wall_s": wall, "timings": result.timings, "overrides": overrides,
-                                                              "engine": engine}))
+                                                              "engine": engine, "tta": tta}))
             print(f"{case.name} {variant}: {wall:.1f} s, {result.tumor_volume_ml:.2f} ml tumor", flush=True)
 
 
@@ -190,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tool-dir", type=Path, default=Path.home() / ".cache" / "pls-original")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--variant", default="ours")
+    p.add_argument("--tta", action="store_true", help="our variant with test-time mirroring of the tumor stage")
     p.add_argument("--engine", default="onnxruntime", choices=["auto", "openvino", "onnxruntime"], help="our CPU engine")
     p.add_argument("--manifest-set", nargs="*", default=[], metavar="KEY=JSON",
                    help="override tumor-manifest fields for this variant, e.g. binarize_on_model_grid=true")
@@ -201,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         run_original(args.work, args.tool_dir, args.threads)
     elif args.command == "ours":
         overrides = {k: json.loads(v) for k, v in (s.split("=", 1) for s in args.manifest_set)}
-        run_ours(args.work, args.variant, overrides, args.threads, args.engine)
+        run_ours(args.work, args.variant, overrides, args.threads, args.engine, args.tta)
     else:
         rows = compare(args.work)
         print(markdown(rows))

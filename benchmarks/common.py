@@ -104,7 +104,7 @@ def machine() -> dict:
     """CPU model, cores, RAM, OS and the versions of everything that affects the numbers."""
     import psutil
 
-    libs = ["livertumorseg", "onnxruntime", "torch", "numpy", "SimpleITK", "scipy", "connected-components-3d",
+    libs = ["livertumorseg", "onnxruntime", "openvino", "torch", "numpy", "SimpleITK", "scipy", "connected-components-3d",
             "dynamic-network-architectures", "onnx"]
     return {
         "cpu": _cpu_model(),

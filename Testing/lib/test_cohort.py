@@ -206,11 +206,16 @@ def test_a_corrupt_file_and_an_mr_are_one_failed_row_each_and_the_rest_finish(sh
 
 
 def test_each_worker_creates_its_sessions_once_and_reuses_them(four_cts, client, tmp_path):
-    client.run(runtime._session.cache_clear)
+    caches = (runtime._session, runtime._openvino_model)  # ONNX Runtime sessions, or OpenVINO models where installed
+    client.run(lambda: [c.cache_clear() for c in caches])
     out = tmp_path / "out"
     small = [four_cts / f"{c}.nii.gz" for c in ("a_abdomen", "b_lits117", "c_demo")]
     run_cohort(small, out, client=client, options=CaseOptions(output=out, liver_only=True), progress=False)
-    info = client.run(lambda: runtime._session.cache_info()._asdict())
+
+    def counts() -> dict:
+        infos = [c.cache_info() for c in caches]
+        return {"misses": sum(i.misses for i in infos), "hits": sum(i.hits for i in infos)}
+    info = client.run(counts)
     assert sum(i["misses"] + i["hits"] for i in info.values()) == 3  # one liver model per case
     assert all(i["misses"] <= 1 for i in info.values())  # 3 cases on 2 workers: one of them reused its session
 

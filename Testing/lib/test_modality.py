@@ -185,7 +185,7 @@ def test_cli_refuses_mr_with_a_model_set_that_takes_no_mr_before_any_case_runs(t
 def test_info_says_which_modalities_each_network_accepts(capsys):
     from LiverTumorSegLib.cli import main
 
-    assert main(["info"]) == 0
+    assert main(["info", "-v"]) == 0  # the model details are in the long listing
     out = capsys.readouterr().out
     assert "pyliverlesionseg-liver 0.3" in out and "accepts CT, MR" in out and "pyliverlesionseg-lesion" in out
     lesion_line = next(line for line in out.splitlines() if "pyliverlesionseg-lesion" in line)
