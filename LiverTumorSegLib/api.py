@@ -12,7 +12,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from .cascade import Reporter, cascade
-from .config import FAST_MODEL_SET, MODEL_SET_ENV, TTA_MIRROR_AXES, RuntimeConfig, SegmentationConfig
+from .config import MODEL_SET_ENV, TTA_MIRROR_AXES, RuntimeConfig, SegmentationConfig
 from .config import models_dir as resolve_models_dir
 from .geometry import Geometry, Volume
 from .errors import InvalidInputError
@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 ImageLike = Union[sitk.Image, Volume, str, Path]  # typing.Union: `X | Y` fails at import on Python 3.9 (Slicer 5.8)
 
 
-def make_config(*, device: str = "auto", fast: bool = False, liver_only: bool = False,
+def make_config(*, device: str = "auto", liver_only: bool = False,
                 min_lesion_mm3: float | None = None, threads: int | None = None, force: bool = False,
                 models_dir: str | Path | None = None, model_set: str | None = None,
                 cpu_engine: str | None = None, tta: bool = False,
@@ -39,17 +39,16 @@ def make_config(*, device: str = "auto", fast: bool = False, liver_only: bool = 
     runtime = RuntimeConfig(device=device, threads=threads, cpu_engine=cpu_engine or cfg.runtime.cpu_engine)
     window = replace(cfg.window, mirror_tumor=TTA_MIRROR_AXES) if tta else cfg.window
     return replace(cfg, runtime=runtime, postprocess=post, window=window,
-                   checks=replace(cfg.checks, force=force), fast=fast, liver_only=liver_only,
+                   checks=replace(cfg.checks, force=force), liver_only=liver_only,
                    models_dir=Path(models_dir) if models_dir else cfg.models_dir,
                    model_set=model_set or cfg.model_set)
 
 
 def selected_model_set(cfg: SegmentationConfig) -> ModelSet:
-    """The model set a config asks for: `model_set`, else "fast" with `fast`, else $LIVERTUMORSEG_MODEL_SET,
-    else the models folder's default."""
+    """The model set a config asks for: `model_set`, else $LIVERTUMORSEG_MODEL_SET, else the models folder's default."""
     folder = resolve_models_dir(cfg.models_dir)
-    name = cfg.model_set or (FAST_MODEL_SET if cfg.fast else None) or os.environ.get(MODEL_SET_ENV) or None
-    if name == FAST_MODEL_SET and cfg.model_set is None and not (folder / SETS_FILE).is_file():
+    name = cfg.model_set or os.environ.get(MODEL_SET_ENV) or None
+    if cfg.model_set is None and not (folder / SETS_FILE).is_file():
         name = None  # a single-set custom folder: there is only one set to run
     return resolve_model_set(folder, name)
 
@@ -71,7 +70,7 @@ def _as_sitk(image: ImageLike) -> sitk.Image:
     return image
 
 
-def segment(image: ImageLike, *, device: str = "auto", fast: bool = False, liver_only: bool = False,
+def segment(image: ImageLike, *, device: str = "auto", liver_only: bool = False,
             min_lesion_mm3: float | None = None, threads: int | None = None, force: bool = False,
             models_dir: str | Path | None = None, model_set: str | None = None, cpu_engine: str | None = None,
             tta: bool = False, config: SegmentationConfig | None = None,
@@ -88,7 +87,7 @@ def segment(image: ImageLike, *, device: str = "auto", fast: bool = False, liver
     `modality` "ct" | "mr" (None: the DICOM Modality tag of a DICOM series, else CT, or `config.modality`); an
     MR is segmented by the networks whose manifests accept MR: with the shipped models, the liver only.
     """
-    cfg = make_config(device=device, fast=fast, liver_only=liver_only, min_lesion_mm3=min_lesion_mm3,
+    cfg = make_config(device=device, liver_only=liver_only, min_lesion_mm3=min_lesion_mm3,
                       threads=threads, force=force, models_dir=models_dir, model_set=model_set,
                       cpu_engine=cpu_engine, tta=tta, base=config)
     rep = Reporter(progress, cancel)

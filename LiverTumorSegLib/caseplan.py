@@ -33,7 +33,7 @@ def output_paths(out_dir: Path, case: str, fmts: list[str] | str) -> dict[str, P
 
 def case_settings(options: argparse.Namespace | CaseOptions) -> dict:
     """The settings that shape a case's result (model set, models, liver only, smallest lesion), as its JSON records them."""
-    cfg = make_config(fast=options.fast, model_set=options.model_set, models_dir=options.models_dir,
+    cfg = make_config(model_set=options.model_set, models_dir=options.models_dir,
                       liver_only=options.liver_only, min_lesion_mm3=options.min_lesion_mm3)
     mset = selected_model_set(cfg)
     stages = {"liver": mset.liver} if cfg.liver_only or mset.tumor is None else {"liver": mset.liver, "tumor": mset.tumor}

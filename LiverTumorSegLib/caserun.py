@@ -67,7 +67,7 @@ def run_case(path: Path, args: argparse.Namespace, case: str) -> tuple[str, Segm
     bar, progress = _progress_bar(case)
     cancel = threading.Event()
     try:
-        result = segment(read_image(path), device=args.device, fast=args.fast, model_set=args.model_set, liver_only=args.liver_only,
+        result = segment(read_image(path), device=args.device, model_set=args.model_set, liver_only=args.liver_only,
                          min_lesion_mm3=args.min_lesion_mm3, threads=args.threads, force=args.force,
                          models_dir=args.models_dir, progress=progress, cancel=cancel,
                          cpu_engine=getattr(args, "cpu_engine", "auto"), tta=getattr(args, "tta", False),
@@ -149,7 +149,7 @@ def default_threads() -> int | None:
 
 
 def model_set(result: SegmentationResult) -> str:
-    """The model set a case ran with and its models' "name version" (e.g. "fast: livertumorseg-liver 0.1.0 + ...")."""
+    """The model set a case ran with and its models' "name version" (e.g. "pyliverlesionseg: pyliverlesionseg-liver 0.3 + ...")."""
     models = " + ".join(f"{m['name']} {m['version']}" for m in result.models.values())
     return f"{result.model_set}: {models}" if result.model_set else models
 

@@ -31,8 +31,7 @@ class CaseOptions:
     overwrite: bool = False
     device: str = "auto"
     threads: int | None = None  # ONNX Runtime intra-op threads per case; None = chosen per worker
-    fast: bool = False
-    model_set: str | None = None  # None: the models folder's default set ("fast" with `fast`)
+    model_set: str | None = None  # None: the models folder's default set
     liver_only: bool = False
     min_lesion_mm3: float | None = None
     force: bool = False

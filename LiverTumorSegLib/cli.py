@@ -19,7 +19,7 @@ from .modality import MODALITIES
 from .model_sets import list_model_sets
 from .outputs import SKIPPED, case_names_in
 from .result import SegmentationResult
-from .runtime import CPU_ENGINES, resolve_cpu_engine, resolve_device, verified_manifest
+from .runtime import CPU_ENGINES, cpu_engine_description, resolve_cpu_engine, resolve_device, verified_manifest
 
 log = logging.getLogger("livertumorseg")
 DEVICES = ("auto", "cpu", "cuda")
@@ -73,7 +73,6 @@ def _add_predict(sub) -> None:
     model = pr.add_argument_group("segmentation")  # model choice and what is kept
     model.add_argument("--model-set", default=None, metavar="NAME",
                        help="model set to run (see `livertumorseg info`; default: the models folder's default set)")
-    model.add_argument("--fast", action="store_true", help='use the fast model set ("fast"); same as --model-set fast')
     model.add_argument("--liver-only", action="store_true", help="skip the tumor stage")
     model.add_argument("--tta", action="store_true",
                        help="test-time mirroring of the tumor stage (averages mirrored runs; slower, see the model card)")
@@ -143,7 +142,7 @@ def check_predict_args(args: argparse.Namespace) -> None:
     try:
         resolve_device(args.device)
         resolve_cpu_engine(args.cpu_engine)
-        mset = selected_model_set(make_config(models_dir=args.models_dir, model_set=args.model_set, fast=args.fast))
+        mset = selected_model_set(make_config(models_dir=args.models_dir, model_set=args.model_set))
         stages = {"liver": mset.liver} if args.liver_only or mset.tumor is None else {"liver": mset.liver, "tumor": mset.tumor}
         for stage, path in stages.items():
             manifest, _ = verified_manifest(path, stage)
@@ -255,7 +254,8 @@ def cmd_info(args: argparse.Namespace) -> int:
     print(f"livertumorseg {__version__}, Python {sys.version.split()[0]}, SimpleITK {SimpleITK.Version.VersionString()}, "
           f"onnxruntime {onnxruntime.__version__}")
     hardware = [p for p in onnxruntime.get_available_providers() if p in ("CUDAExecutionProvider", "CPUExecutionProvider")]
-    print(f"devices: {', '.join(available_devices())} (execution providers {', '.join(hardware)})")
+    print(f"devices: {', '.join(available_devices())} (execution providers {', '.join(hardware)}); "
+          f"CPU engine: {cpu_engine_description()}")
     folder = models_dir(args.models_dir)
     print(f"models folder: {folder}")
     try:

@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
 
     inputs = list(args.inputs) + ([DEMO_CT] if args.demo else [])
     options = CaseOptions(output=args.output, formats=tuple(args.formats), overwrite=args.overwrite, device=args.device,
-                          threads=args.threads, fast=args.fast, model_set=args.model_set, liver_only=args.liver_only,
+                          threads=args.threads, model_set=args.model_set, liver_only=args.liver_only,
                           min_lesion_mm3=args.min_lesion_mm3, force=args.force, models_dir=args.models_dir,
                           cpu_engine=args.cpu_engine, tta=args.tta,
                           modality=args.modality)

@@ -31,7 +31,6 @@ def add_parser(sub) -> None:
     p.add_argument("--force", action="store_true", help="compare even when the DICOM tags name different patients")
     p.add_argument("--no-deformable", action="store_true", help="stop after the affine registration (faster)")
     seg = p.add_argument_group("segmentation (for a CT given without labels)")
-    seg.add_argument("--fast", action="store_true", help='use the fast model set')
     seg.add_argument("--model-set", default=None, metavar="NAME")
     seg.add_argument("--models-dir", type=Path, default=None)
     seg.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
@@ -53,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     if args.no_deformable:
         cfg = replace(cfg, registration=replace(cfg.registration, deformable=False))
     result = compare(args.baseline, args.followup, baseline_labels=args.baseline_labels, followup_labels=args.followup_labels,
-                     config=cfg, fast=args.fast, model_set=args.model_set, models_dir=args.models_dir, device=args.device,
+                     config=cfg, model_set=args.model_set, models_dir=args.models_dir, device=args.device,
                      threads=args.threads)
     write_comparison(result, args.output, name, overwrite=args.overwrite)
     for warning in result.warnings:

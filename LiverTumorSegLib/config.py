@@ -18,7 +18,6 @@ def models_dir(override: str | Path | None = None) -> Path:
     return Path(env) if env else DEFAULT_MODELS_DIR
 
 
-FAST_MODEL_SET = "fast"
 #: Axes (z=0, y=1, x=2) the tumor stage is mirrored along with `tta` (test-time augmentation).
 TTA_MIRROR_AXES: tuple[int, ...] = (1, 2)
 
@@ -75,7 +74,6 @@ class SegmentationConfig:
     window: SlidingWindowConfig = field(default_factory=SlidingWindowConfig)
     postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
     checks: InputCheckConfig = field(default_factory=InputCheckConfig)
-    fast: bool = False  # use the "fast" model set (when `model_set` is not given)
     liver_only: bool = False  # skip the tumor stage
     models_dir: Path | None = None
     model_set: str | None = None  # a set named in the models folder's sets.json; None = its default

@@ -173,6 +173,14 @@ def resolve_cpu_engine(engine: str) -> str:
     return "openvino"
 
 
+def cpu_engine_description() -> str:
+    """What `--cpu-engine auto` runs on here, with its version, e.g. "OpenVINO 2026.4.1 (float32)"."""
+    ov = _openvino()
+    if ov is None:
+        return f"ONNX Runtime {_ort().__version__} (OpenVINO not installed)"
+    return f"OpenVINO {ov.__version__.split('-')[0]} (float32; ONNX Runtime {_ort().__version__} as fallback)"
+
+
 class OpenVinoModel:
     """An ONNX model on OpenVINO's CPU plugin, compiled for the static input shape of the current run.
 

@@ -45,7 +45,7 @@ def evaluate_one(case: Case, args: argparse.Namespace, out_dir: Path) -> dict:
     """Segment one case with the cascade and score it against its reference labels (on the CT grid)."""
     ct, ref = load_case(case)
     t0 = time.time()
-    result = segment(ct, models_dir=args.models_dir, threads=args.threads, fast=args.fast, liver_only=args.liver_only,
+    result = segment(ct, models_dir=args.models_dir, threads=args.threads, model_set=args.model_set, liver_only=args.liver_only,
                      device="cpu", force=True)
     seconds = time.time() - t0
     ref_arr = sitk.GetArrayFromImage(ref)
@@ -109,7 +109,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--models-dir", default=None, help="folder with liver/tumor .onnx + .json (default: bundled)")
     p.add_argument("--out-dir", default="Training/runs/evaluation")
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--fast", action="store_true", help="the cascade's fast mode")
+    p.add_argument("--model-set", default=None, help="model set of the models folder (default: its default set)")
     p.add_argument("--liver-only", action="store_true", help="the liver stage alone (tumor scores left undefined)")
     p.add_argument("--save-predictions", action="store_true")
     p.add_argument("overrides", nargs="*", help="config overrides key=value")

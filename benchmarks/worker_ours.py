@@ -101,7 +101,9 @@ def one_run(ct: Path, args: argparse.Namespace, out_dir: Path, meter: NetworkMet
     t0 = time.perf_counter()
     image = read_image(ct)
     read_s = time.perf_counter() - t0
-    result = segment(image, threads=args.threads, fast=args.fast, models_dir=args.models_dir, device="cpu",
+    # --fast: the project's small test-only U-Nets (Testing/models), the old fast set of the earlier benchmarks.
+    models_dir = args.models_dir or (Path(__file__).resolve().parents[1] / "Testing" / "models" if args.fast else None)
+    result = segment(image, threads=args.threads, model_set="fast" if args.fast else None, models_dir=models_dir, device="cpu",
                      config=args.config)
     t1 = time.perf_counter()
     paths = output_paths(out_dir, "case", "nifti")

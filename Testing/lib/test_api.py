@@ -60,7 +60,7 @@ def test_output_lands_on_the_input_grid_of_a_real_ct(ct, result):
 ])
 def test_output_lands_on_input_grid_for_oblique_and_mirrored_ct(ct, spacing, direction):
     img = _with_geometry(ct, spacing, tuple(float(d) for d in direction))
-    res = lts.segment(img, device="cpu", fast=True)
+    res = lts.segment(img, device="cpu", model_set="fast")
     assert same_grid(res.label_image(), img)
 
 

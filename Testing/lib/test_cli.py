@@ -83,7 +83,7 @@ def test_seg_nrrd_output_and_dicom_series_input(shared_data, tmp_path):
 
 
 def test_demo_ct_is_built_in(tmp_path):
-    assert main(["predict", "--demo", "-o", str(tmp_path), "--fast"]) == 0
+    assert main(["predict", "--demo", "-o", str(tmp_path), "--model-set", "fast"]) == 0
     assert (tmp_path / "demo_ct_seg.nii.gz").is_file()
 
 

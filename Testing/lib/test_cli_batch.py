@@ -174,10 +174,10 @@ def test_info_is_human_readable_and_lists_devices_not_providers(capsys):
 
 
 def test_info_is_a_short_table_by_default_with_one_accuracy_and_one_speed_line_per_set(capsys):
-    from LiverTumorSegLib.config import DEFAULT_MODELS_DIR
+    from LiverTumorSegLib.config import models_dir
     from LiverTumorSegLib.model_sets import list_model_sets
 
-    sets = list_model_sets(DEFAULT_MODELS_DIR)
+    sets = list_model_sets(models_dir())  # the folder `info` lists (the tests' own, see conftest)
     assert main(["info"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 3 + 3 * len(sets) + 1  # versions, devices, models folder; 3 per set; the -v hint

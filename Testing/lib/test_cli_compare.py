@@ -53,14 +53,14 @@ def test_no_liver_in_the_follow_up_is_a_clear_error_and_writes_nothing(pair_file
 def test_earlier_predict_outputs_and_a_ct_segmented_on_the_fly(shared_data, tmp_path, capsys):
     """The one test that runs networks (fast set, one thread): a predict run's folder as baseline, a CT as follow-up."""
     ct_path = shared_data / "totalseg_example" / "ct.nii.gz"
-    assert main(["predict", str(ct_path), "-o", str(tmp_path / "base"), "--threads", "1", "--fast"]) == 0
+    assert main(["predict", str(ct_path), "-o", str(tmp_path / "base"), "--threads", "1", "--model-set", "fast"]) == 0
     ct = sitk.ReadImage(str(ct_path))
     f_ct, _ = moved(ct, sitk.Cast(ct > 0, sitk.sitkUInt8), angles=(0.0, 0.0, 0.08), shift=(5.0, -3.0, 0.0),
                     spacing=(3.2, 3.2, 3.0))
     sitk.WriteImage(sitk.Cast(f_ct, sitk.sitkInt16), str(tmp_path / "later.nii.gz"))
     capsys.readouterr()
     assert main(["compare", str(tmp_path / "base"), str(tmp_path / "later.nii.gz"), "-o", str(tmp_path / "cmp"),
-                 "--fast", "--threads", "1", "--no-deformable"]) == 0
+                 "--model-set", "fast", "--threads", "1", "--no-deformable"]) == 0
     report = json.loads((tmp_path / "cmp" / "later_vs_base_lesion_changes.json").read_text())
     assert report["baseline"]["input"] == str(ct_path) and not report["baseline"]["segmented_here"]  # the earlier run's
     assert report["followup"]["segmented_here"]

@@ -20,7 +20,7 @@ from LiverTumorSegLib.modality import (MR_LIVER_ONLY, dicom_modality, liver_gate
 from LiverTumorSegLib.postprocess import implausible_liver
 from LiverTumorSegLib.validation import check_input
 from LiverTumorSegLib.windowing import RangeNormalization
-from Testing.conftest import phantom_ct
+from Testing.conftest import TEST_MODELS, phantom_ct
 from Testing.model_fixtures import tiny_liver_model, tiny_tumor_model
 
 PLS = DEFAULT_MODELS_DIR / "pyliverlesionseg"
@@ -92,7 +92,7 @@ def test_manifests_say_which_modalities_each_network_accepts_and_how_to_normalis
     again = ModelManifest.from_json(liver.to_json())
     assert again.modalities == liver.modalities and again.input_for("mr") == liver.input_for("mr")
     for fast in ("liver", "tumor"):  # the project's own networks never saw an MR
-        assert not load_manifest(DEFAULT_MODELS_DIR / "fast" / f"{fast}.json").accepts("mr")
+        assert not load_manifest(TEST_MODELS / "fast" / f"{fast}.json").accepts("mr")
 
 
 def test_dicom_series_carries_its_modality_tag_and_an_mr_series_is_segmented_as_mr(tmp_path):
@@ -177,7 +177,7 @@ def test_cli_refuses_mr_with_a_model_set_that_takes_no_mr_before_any_case_runs(t
     path = tmp_path / "mr.nii.gz"
     sitk.WriteImage(phantom_mr(), str(path))
     with pytest.raises(SystemExit) as exc:
-        main(["predict", str(path), "-o", str(tmp_path / "out"), "--modality", "mr", "--fast"])
+        main(["predict", str(path), "-o", str(tmp_path / "out"), "--modality", "mr", "--model-set", "fast"])
     assert exc.value.code == 2 and "does not accept MR input" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 

@@ -114,9 +114,6 @@ def test_the_shipped_liver_model_and_the_rule_tumor_model_find_the_lesion(real_c
     assert result.liver_volume_ml > 500, "the shipped liver model finds the liver around the lesion"
 
 
-def test_fast_mode_finds_the_lesion_too(real_ct, tiny_models):
-    lesion = lesion_on(real_ct, "native")
-    assert_reports_the_lesion(lts.segment(lesion.image, device="cpu", fast=True, models_dir=tiny_models), lesion)
 
 
 def test_min_lesion_mm3_above_its_volume_removes_it_and_below_keeps_it(real_ct, tiny_models):
