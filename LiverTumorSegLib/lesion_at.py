@@ -9,7 +9,7 @@ voxel indices of the image; distances in mm.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import SimpleITK as sitk
@@ -72,15 +72,17 @@ def lesion_at(image: ImageLike, liver_mask: np.ndarray, point_xyz: tuple[int, in
     rep = Reporter(progress, cancel)
     rep.report(0.05, "loading the lesion model")
     tumor = load_model_file(mset.tumor, cfg.runtime, "tumor")
+    # A threshold below the cascade's needs the probabilities, whatever the manifest's output resampling.
+    tumor = replace(tumor, manifest=replace(tumor.manifest, output_resampling="probability"))
     box = point_box(ct, point_xyz, config.half_box_mm)
     ct_box, mask_box = box.crop(ct), box.crop(mask)
     out = np.zeros(ct.GetSize()[::-1], dtype=bool)
-    p_liver, roi, _ = given_liver_stage(ct_box, mask_box, tumor.manifest.roi_margin_mm)
+    liver_out, roi, _ = given_liver_stage(ct_box, mask_box, tumor.manifest.roi_margin_mm)
     if roi is None:
         return out
     ct_roi = roi.crop(ct_box)
-    p_tumor, _ = tumor_stage(ct_roi, tumor, cfg, Reporter(rep.sub(0.1, 0.95, "lesion"), cancel), p_liver)
-    probability = to_roi_grid(p_tumor, ct_roi)
+    t_out, _ = tumor_stage(ct_roi, tumor, cfg, Reporter(rep.sub(0.1, 0.95, "lesion"), cancel), liver_out)
+    probability = to_roi_grid(t_out.image, ct_roi)
     local = tuple(int(p) - a - b for p, a, b in zip(point_xyz, box.start, roi.start))[::-1]
     if not all(0 <= q < s for q, s in zip(local, probability.shape)):
         return out  # the point lies outside the liver's box: no lesion the network could see
