@@ -104,12 +104,18 @@ def run_model(ct: sitk.Image, model: Model, cfg: SegmentationConfig, progress: P
         x = liver_mask_input(x, liver.on(grid), m)
     overlap = cfg.window.overlap if m.tile_overlap is None else m.tile_overlap
     region = body_region(sitk.GetArrayViewFromImage(grid)) if m.window_on_body else None
+    inside = x[region] if region else x
     probs = predict_probabilities(
-        x, model.run, m.patch_for(x.shape, overlap), output_crop=m.output_crop, activation=m.output_activation,
+        inside, model.run, m.patch_for(x.shape, overlap), output_crop=m.output_crop, activation=m.output_activation,
         overlap=overlap, sigma_fraction=cfg.window.gaussian_sigma, pad_value=pad_value(m, cfg.modality),
         cancel=rep.cancel, progress=progress,
-        mirror_axes=cfg.window.mirror_tumor if m.stage == "tumor" else cfg.window.mirror_liver, region=region,
+        mirror_axes=cfg.window.mirror_tumor if m.stage == "tumor" else cfg.window.mirror_liver,
     )
+    if region:  # background outside the body box
+        full = np.zeros((probs.shape[0],) + x.shape, dtype=np.float32)
+        full[0] = 1.0
+        full[(slice(None),) + region] = probs
+        probs = full
     out = sitk.GetImageFromArray(np.moveaxis(probs, 0, -1), isVector=True)
     out.CopyInformation(grid)
     return grid, out
@@ -117,7 +123,8 @@ def run_model(ct: sitk.Image, model: Model, cfg: SegmentationConfig, progress: P
 
 def body_region(hu: np.ndarray, body_hu: float = -300.0, margin: int = 2) -> tuple[slice, slice, slice] | None:
     """(z, y, x) slices of the bounding box of the body (largest component above `body_hu`) plus `margin` voxels, or
-    None (the whole image) when nothing is above it."""
+    None (the whole image) when nothing is above it. A network run on this box sees the same input whatever the
+    field of view around the body (beyond the box it sees its pad value, as beyond any image)."""
     body = largest_component(hu > body_hu)
     box = mask_box(body)
     if box is None:

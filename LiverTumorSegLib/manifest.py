@@ -46,9 +46,9 @@ class ModelManifest:
     `output_resampling` how the model's output reaches the input grid: "probability" (resample probabilities
     linearly, threshold at 0.5 there) or "binary_any" (threshold at 0.5 on the model grid, then keep every input
     voxel that the linear interpolation of that binary mask touches: each object grows by up to one model voxel,
-    as pyliverlesionseg's own post-processing does); `window_on_body`: the sliding windows cover only the body's
-    bounding box (HU > -300, largest component) rather than the whole image, each window still reading the real image
-    around it, so a wide field of view of air costs no extra window;
+    as pyliverlesionseg's own post-processing does); `window_on_body`: the network runs on the body's bounding box
+    (HU > -300, largest component, + 2 voxels) instead of the whole image, padded beyond it like beyond any image: a
+    wide field of view of air costs no extra window and does not change what the network sees;
     `modalities`: the input modalities the network accepts ("ct", "mr"), each with how to prepare it
     ({"normalization": ..., "background": ..., "n4_bias_field": ...}; an empty entry = `normalization`, see
     modality.ModalityInput): a network without an "mr" entry refuses MR.

@@ -32,16 +32,6 @@ def window_starts(size: int, patch: int, overlap: float) -> list[int]:
     return [int(round(i * (size - patch) / (n - 1))) for i in range(n)]
 
 
-def region_starts(size: int, out: int, overlap: float, region: slice) -> list[int]:
-    """Start offsets of output windows of `out` voxels along an axis of `size` that cover `region` (all of the
-    axis when the region is the whole axis); a region narrower than a window gets one window centred on it."""
-    lo, hi = region.indices(size)[:2]
-    if hi - lo >= out or (lo == 0 and hi == size):
-        return [lo + s for s in window_starts(hi - lo, out, overlap)] if hi - lo > out else [lo] if size >= out else [0]
-    centred = int(round((lo + hi - out) / 2))
-    return [min(max(centred, 0), max(size - out, 0))]
-
-
 def _pad_to(volume: np.ndarray, shape: tuple[int, ...], value: float) -> np.ndarray:
     """`volume` padded at the end of each axis up to `shape` with `value`."""
     pads = [(0, max(0, s - v)) for s, v in zip(shape, volume.shape)]
@@ -95,7 +85,6 @@ def predict_probabilities(
     cancel: threading.Event | None = None,
     progress: Progress | None = None,
     mirror_axes: tuple[int, ...] = (),
-    region: tuple[slice, slice, slice] | None = None,
 ) -> np.ndarray:
     """Class probabilities (C, z, y, x) float32 for a normalised (z, y, x) volume.
 
@@ -104,9 +93,7 @@ def predict_probabilities(
     tile the volume with `overlap` and are blended with Gaussian weights; whatever an input window needs
     beyond the volume is `pad_value`. `activation` turns logits into probabilities ("sigmoid": one
     channel → [background, foreground]). `mirror_axes` (z=0, y=1, x=2) averages each window over its mirror
-    images along those axes (2^n network runs per window). `region` (z, y, x slices of the volume) limits the
-    windows to those needed to cover it, each still reading the real image around it; voxels no window
-    covers are background (probability 1 for class 0).
+    images along those axes (2^n network runs per window).
     """
     shape = volume.shape
     out_patch = tuple(p - 2 * c for p, c in zip(patch, output_crop))
@@ -114,8 +101,7 @@ def predict_probabilities(
     pads = [(c, c + o - s) for c, o, s in zip(output_crop, out_shape, shape)]
     padded = np.pad(volume, pads, constant_values=pad_value) if any(a or b for a, b in pads) else volume
     weights = gaussian_weights(out_patch, sigma_fraction)
-    region = region or (slice(None),) * 3
-    starts = list(product(*[region_starts(s, o, overlap, r) for s, o, r in zip(out_shape, out_patch, region)]))
+    starts = list(product(*[window_starts(s, o, overlap) for s, o in zip(out_shape, out_patch)]))
     to_probs = ACTIVATIONS[activation]
     acc: np.ndarray | None = None
     norm = np.zeros(out_shape, dtype=np.float32)
@@ -133,7 +119,5 @@ def predict_probabilities(
         norm[dst] += weights
         if progress:
             progress((i + 1) / len(starts), f"patch {i + 1}/{len(starts)}")
-    covered = norm > 0
-    acc /= np.where(covered, norm, 1.0)[None]
-    acc[0][~covered] = 1.0  # background where no window reached
+    acc /= norm[None]
     return acc[:, : shape[0], : shape[1], : shape[2]]
