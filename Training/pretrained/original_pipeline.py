@@ -20,17 +20,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-
-
-def _accurate_statistics(tf, backend) -> None:
-    """Make the Lambda instance norms (they call backend.mean / backend.std at run time) reduce in float64."""
-    def mean(x, axis=None, keepdims=False):
-        return tf.cast(tf.reduce_mean(tf.cast(x, tf.float64), axis=axis, keepdims=keepdims), x.dtype)
-
-    def std(x, axis=None, keepdims=False):
-        return tf.cast(tf.math.reduce_std(tf.cast(x, tf.float64), axis=axis, keepdims=keepdims), x.dtype)
-
-    backend.mean, backend.std = mean, std
+from keras_reference import _accurate_statistics  # this script's folder is on sys.path: it runs as a script
 
 
 def main() -> int:
