@@ -217,11 +217,6 @@ class OpenVinoModel:
             compiled = self._compiled_for(tuple(batch.shape))
             return np.array(compiled(batch)[0], copy=True)
 
-    def release(self) -> None:
-        """Drop the compiled network and its buffers (e.g. between cases)."""
-        with self._lock:
-            self._compiled, self._shape = None, None
-
 
 @functools.lru_cache(maxsize=8)
 def _openvino_model(onnx_path: str, sha256: str, threads: int | None) -> OpenVinoModel:

@@ -81,7 +81,7 @@ def markdown(rows: list[dict], ct: dict, mach: dict, load: list) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Run every configuration once, print and save the table."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--sets", nargs="+", default=["fast", "pyliverlesionseg"])
+    p.add_argument("--sets", nargs="+", default=["pyliverlesionseg"])
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--original-dir", type=Path, default=Path(os.path.expanduser("~/.cache/pls-original")))
     p.add_argument("--no-original", action="store_true")
