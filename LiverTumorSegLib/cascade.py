@@ -106,7 +106,7 @@ def run_model(ct: sitk.Image, model: Model, cfg: SegmentationConfig, progress: P
     region = body_region(sitk.GetArrayViewFromImage(grid)) if m.window_on_body else None
     inside = x[region] if region else x
     probs = predict_probabilities(
-        inside, model.run, m.patch_for(x.shape, overlap), output_crop=m.output_crop, activation=m.output_activation,
+        inside, model.run, m.patch_for(inside.shape, overlap), output_crop=m.output_crop, activation=m.output_activation,
         overlap=overlap, sigma_fraction=cfg.window.gaussian_sigma, pad_value=pad_value(m, cfg.modality),
         cancel=rep.cancel, progress=progress,
         mirror_axes=cfg.window.mirror_tumor if m.stage == "tumor" else cfg.window.mirror_liver,
@@ -204,9 +204,10 @@ def given_liver_stage(ct: sitk.Image, liver_mask: sitk.Image, margin_mm: float) 
     """Stage 1 replaced by a liver mask on the input grid (e.g. a corrected segmentation): as `liver_stage`."""
     mask = sitk.Cast(liver_mask > 0, sitk.sitkUInt8)
     mask.CopyInformation(ct)
+    out = StageOutput(sitk.Cast(mask, sitk.sitkFloat32))
     if not sitk.GetArrayViewFromImage(mask).any():
-        return StageOutput(sitk.Cast(mask, sitk.sitkFloat32)), None, "the given liver mask is empty"
-    return StageOutput(sitk.Cast(mask, sitk.sitkFloat32)), liver_roi(mask, ct, margin_mm), None
+        return out, None, "the given liver mask is empty"
+    return out, liver_roi(mask, ct, margin_mm), None
 
 
 def cascade(ct: sitk.Image, liver: Model | None, tumor: Model | None, cfg: SegmentationConfig, rep: Reporter,

@@ -174,7 +174,7 @@ def resolve_cpu_engine(engine: str) -> str:
 
 
 def cpu_engine_description() -> str:
-    """What `--cpu-engine auto` runs on here, with its version, e.g. "OpenVINO 2026.4.1 (float32)"."""
+    """What `--cpu-engine auto` runs on here, with versions, e.g. "OpenVINO 2026.4.1 (float32; ONNX Runtime ... as fallback)"."""
     ov = _openvino()
     if ov is None:
         return f"ONNX Runtime {_ort().__version__} (OpenVINO not installed)"
