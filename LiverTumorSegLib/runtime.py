@@ -67,6 +67,12 @@ class Model:
             return self.session.run(batch)
         return self.session.run(["logits"], {"image": batch}, _run_options())[0]
 
+    def release_memory(self) -> None:
+        """Give back the engine's working buffers (OpenVINO keeps them between runs; ONNX Runtime's arena already
+        shrinks after every run), so the next stage's network does not stack its peak on this one's."""
+        if isinstance(self.session, OpenVinoModel):
+            self.session.release_memory()
+
 
 @functools.lru_cache(maxsize=1)
 def _run_options():
@@ -210,6 +216,12 @@ class OpenVinoModel:
             self._compiled = self._core.compile_model(model, "CPU", self._config)
             self._shape = shape
         return self._compiled
+
+    def release_memory(self) -> None:
+        """Free the compiled model's intermediate buffers (reallocated by the next run; the compiled shape is kept)."""
+        with self._lock:
+            if self._compiled is not None:
+                self._compiled.release_memory()
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         """Logits for a float32 batch (N, 1, z, y, x)."""
