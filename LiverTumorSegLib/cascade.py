@@ -20,6 +20,7 @@ from .resample import resample_like
 from .roi import Box, mask_box
 from .runtime import Model
 from .sliding_window import predict_probabilities
+from .zoom_stage import zoom_tumor_mask
 
 log = logging.getLogger(__name__)
 Progress = Callable[[float, str], None]
@@ -197,6 +198,20 @@ def tumor_stage(ct_roi: sitk.Image, tumor: Model, cfg: SegmentationConfig, rep: 
     return stage_output(p_tumor, m), p_fg
 
 
+def zoomed_tumor_stage(ct: sitk.Image, box: Box, liver: np.ndarray, tumor: Model, cfg: SegmentationConfig,
+                       rep: Reporter) -> np.ndarray:
+    """Stage 2 as pyliverlesionseg runs it (`zoom_stage.py`), given the liver on the ROI `box` of `ct` (the mask the
+    label map uses): the tumor mask on that box."""
+    m = tumor.manifest
+    log.info("stage 2 (tumor): %s at %s mm, on pyliverlesionseg's zoom3d grid and tiling", m.name, m.spacing)
+    sub = rep.sub(0.4, 0.85, "tumor")
+    mask = zoom_tumor_mask(ct, box, liver, tumor, modality=cfg.modality, mirror_axes=cfg.window.mirror_tumor,
+                           cancel=rep.cancel, progress=sub)
+    tumor.release_memory()
+    rep.lap("stage2_tumor")
+    return mask
+
+
 def to_roi_grid(prob: sitk.Image, reference: sitk.Image) -> np.ndarray:
     """A probability image linearly resampled onto `reference`, as a (z, y, x) array."""
     return sitk.GetArrayFromImage(resample_like(prob, reference, interpolator=sitk.sitkLinear, default=0.0))
@@ -232,7 +247,9 @@ def cascade(ct: sitk.Image, liver: Model | None, tumor: Model | None, cfg: Segme
     ct_roi = box.crop(ct)
     fg = liver_out.on(ct_roi)
     tumor_mask = np.zeros_like(fg)
-    if tumor is not None and not cfg.liver_only:
+    if tumor is not None and not cfg.liver_only and tumor.manifest.resampling == "zoom3d":
+        tumor_mask = zoomed_tumor_stage(ct, box, fg, tumor, cfg, rep)
+    elif tumor is not None and not cfg.liver_only:
         t_out, t_fg = tumor_stage(ct_roi, tumor, cfg, rep, liver_out)
         rep.report(0.85, "resampling to the input grid")
         tumor_mask = t_out.on(ct_roi)

@@ -18,6 +18,8 @@ MANIFEST_SCHEMA = 1
 #: Threshold a model's output is compared with after resampling to the input grid, per `output_resampling`:
 #: 0.5 on resampled probabilities, or "any" (above a rounding floor) on a resampled binary mask.
 OUTPUT_RESAMPLING = {"probability": 0.5, "binary_any": 1e-6}
+RESAMPLING = ("linear", "zoom3d")
+TILE_PLACEMENTS = ("spread", "liver_grid")
 
 
 @dataclass
@@ -49,6 +51,13 @@ class ModelManifest:
     as pyliverlesionseg's own post-processing does); `window_on_body`: the network runs on the body's bounding box
     (HU > -300, largest component, + 2 voxels) instead of the whole image, padded beyond it like beyond any image: a
     wide field of view of air costs no extra window and does not change what the network sees;
+    `resampling` how the CT reaches the model grid and the output comes back: "linear" (SimpleITK linear point
+    sampling onto a grid from the image corner, the output as `output_resampling` says) or "zoom3d" (pyliverlesionseg's
+    own: normalise on the CT grid, then pymirc zoom3d onto a grid centred on the whole CT (area average down, linear
+    up), the liver mask likewise (> 0.5); the binary output goes back by corner-aligned linear zoom, any value > 0:
+    `zoom.py`; tumor models with `liver_mask` only); `tile_placement`: "spread" (windows spread evenly over the whole
+    grid, overlaps blended) or "liver_grid" (pyliverlesionseg's grid over the dilated liver's bounding box, zeros beyond
+    it, later windows overwriting: `tiling.py`);
     `modalities`: the input modalities the network accepts ("ct", "mr"), each with how to prepare it
     ({"normalization": ..., "background": ..., "n4_bias_field": ...}; an empty entry = `normalization`, see
     modality.ModalityInput): a network without an "mr" entry refuses MR.
@@ -81,6 +90,8 @@ class ModelManifest:
     min_right_fraction: float = 0.0
     output_resampling: str = "probability"  # or "binary_any"
     window_on_body: bool = False
+    resampling: str = "linear"  # or "zoom3d"
+    tile_placement: str = "spread"  # or "liver_grid"
     modalities: dict = field(default_factory=lambda: {"ct": {}})
 
     def __post_init__(self) -> None:
@@ -90,6 +101,13 @@ class ModelManifest:
         if self.output_resampling not in OUTPUT_RESAMPLING:
             raise ModelError(f"model '{self.name}': unknown output_resampling '{self.output_resampling}' "
                              f"(use one of {', '.join(OUTPUT_RESAMPLING)})")
+        if self.resampling not in RESAMPLING or self.tile_placement not in TILE_PLACEMENTS:
+            raise ModelError(f"model '{self.name}': unknown resampling '{self.resampling}' or tile_placement "
+                             f"'{self.tile_placement}' (use {'/'.join(RESAMPLING)} and {'/'.join(TILE_PLACEMENTS)})")
+        pls_stage = (self.resampling == "zoom3d", self.tile_placement == "liver_grid")
+        if any(pls_stage) and (not all(pls_stage) or self.liver_mask is None or self.output_resampling != "binary_any"):
+            raise ModelError(f"model '{self.name}': resampling 'zoom3d' and tile_placement 'liver_grid' go together, "
+                             "with a liver_mask and output_resampling 'binary_any' (pyliverlesionseg's lesion stage)")
         if self.output_activation == "sigmoid" and len(self.classes) != 2:
             raise ModelError(f"model '{self.name}': a sigmoid model has exactly two classes (background and one)")
         if any(c < 0 or 2 * c >= p for c, p in zip(self.output_crop, self.patch_size)):

@@ -94,6 +94,7 @@ def _session(onnx_path: str, sha256: str, device: str, threads: int | None):
     # (peak RSS of the accurate set on the clinical-size benchmark CT 3.5 -> 4.6 GB; without the shrinkage the arena
     # kept every shape's peak: 10.6 GB).
     opts.enable_cpu_mem_arena = True
+    opts.add_session_config_entry("session.set_denormal_as_zero", "1")  # as OpenVINO's: see OpenVinoModel
     if threads:
         opts.intra_op_num_threads = int(threads)
         opts.inter_op_num_threads = 1
@@ -199,7 +200,10 @@ class OpenVinoModel:
         ov = _openvino()
         self._core = ov.Core()
         self._model = self._core.read_model(onnx_path)
-        self._config = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1}
+        # Denormal floats flushed to zero: the lesion network's zero-padded windows produce them (measured: 3.4 -> 2.1 s
+        # per window on lits117_roi, logits identical).
+        self._config = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1,
+                        "CPU_DENORMALS_OPTIMIZATION": "YES"}
         if threads:
             self._config["INFERENCE_NUM_THREADS"] = int(threads)
         self._shape: tuple[int, ...] | None = None

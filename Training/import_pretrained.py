@@ -79,13 +79,14 @@ def lesion_manifest(credit: dict, voxel: tuple[float, ...]) -> ModelManifest:
     return ModelManifest(
         name="pyliverlesionseg-lesion", stage="tumor", version=pls.VERSION, onnx_file="tumor.onnx", sha256="",
         classes={0: "background", 1: "tumor"}, spacing=tuple(voxel), patch_size=LESION_PATCH_ZYX,
-        # The original's own tiling (fixed 86 x 172 x 180 tiles, no overlap, normalised 0 beyond a crop that hugs the
-        # dilated liver) and its threshold-then-zoom post-processing: the lesion network's instance norms make its
-        # output depend on the tiling, and this is what brings our lesion volumes within ~5 % of the original's
-        # (Training/results/pipeline_parity.md; the earlier flexible large patches called 62 % less on a large lesion).
-        normalization=NORMALIZATION, roi_margin_mm=2.0, output_activation="sigmoid", output_crop=(22, 44, 44),
+        # The original's own lesion stage: its zoom3d resampling, its tiling (fixed 86 x 172 x 180 windows on its grid
+        # over the dilated liver's box, zeros beyond it) and its threshold-then-zoom back. The lesion network's instance
+        # norms make its output depend on all three (Training/results/pipeline_parity.md: the earlier flexible large
+        # patches called 62 % less on a large lesion). The ROI margin covers the dilation (2 voxels: 6 mm in z) and
+        # the zoom back (up to one 3 mm voxel).
+        normalization=NORMALIZATION, roi_margin_mm=10.0, output_activation="sigmoid", output_crop=(22, 44, 44),
         pad_value=0.0, tile_overlap=0.0, liver_mask={"dilation_voxels": 2, "fill_value": -0.5}, credit=credit,
-        output_resampling="binary_any",
+        output_resampling="binary_any", resampling="zoom3d", tile_placement="liver_grid",
         modalities={"ct": {}},
         training_data="pyliverlesionseg 0.3 training data (Tang et al. 2020; lesion network of 2022-02-07); not retrained here",
         training_command="python -m Training.import_pretrained pyliverlesionseg",

@@ -144,14 +144,16 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def compare(work: Path) -> list[dict]:
-    """Per case and run: tumor volume, volume vs original float32, Dice vs original float32, voxels that differ."""
+    """Per case and run: tumor volume, volume vs original float32, Dice vs original float32 and float64 statistics,
+    voxels that differ, Dice vs the truth."""
     rows = []
     for case in cases(work):
         ct = sitk.ReadImage(str(case / "ct.nii.gz"))
         voxel_ml = float(np.prod(ct.GetSpacing())) / 1000.0
         truth = tumor_of(case / "truth.nii.gz")
-        ref_path = case / "original_f32.nii.gz"
+        ref_path, f64_path = case / "original_f32.nii.gz", case / "original_f64.nii.gz"
         ref = tumor_of(ref_path) if ref_path.is_file() else None
+        f64 = tumor_of(f64_path) if f64_path.is_file() else None
         for path in sorted(case.glob("*.nii.gz")):
             if path.name.startswith(("ct.", "liver.", "truth.")):
                 continue
@@ -164,6 +166,8 @@ def compare(work: Path) -> list[dict]:
                 row.update(dice_vs_original_f32=round(dice(t, ref), 4),
                            volume_vs_original_f32_percent=round(100.0 * (float(t.sum()) * voxel_ml - ref_ml) / ref_ml, 1),
                            differing_voxels_vs_original_f32=int((t != ref).sum()))
+            if f64 is not None:
+                row["dice_vs_original_f64"] = round(dice(t, f64), 4)
             meta = path.with_suffix("").with_suffix(".json")
             if meta.is_file():
                 row["wall_s"] = round(json.loads(meta.read_text()).get("wall_s") or json.loads(meta.read_text()).get("total_wall_s", 0), 1)
@@ -173,7 +177,7 @@ def compare(work: Path) -> list[dict]:
 
 def markdown(rows: list[dict]) -> str:
     """The comparison as a markdown table."""
-    cols = ["case", "run", "tumor_ml", "volume_vs_original_f32_percent", "dice_vs_original_f32",
+    cols = ["case", "run", "tumor_ml", "volume_vs_original_f32_percent", "dice_vs_original_f32", "dice_vs_original_f64",
             "differing_voxels_vs_original_f32", "dice_vs_truth", "wall_s"]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in rows:
