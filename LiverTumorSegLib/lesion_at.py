@@ -72,8 +72,10 @@ def lesion_at(image: ImageLike, liver_mask: np.ndarray, point_xyz: tuple[int, in
     rep = Reporter(progress, cancel)
     rep.report(0.05, "loading the lesion model")
     tumor = load_model_file(mset.tumor, cfg.runtime, "tumor")
-    # A threshold below the cascade's needs the probabilities, whatever the manifest's output resampling.
-    tumor = replace(tumor, manifest=replace(tumor.manifest, output_resampling="probability"))
+    # A threshold below the cascade's needs the probabilities, whatever the manifest's output resampling; so the box
+    # runs on the linear path with spread windows (the zoom3d path gives a mask), as measured in the README.
+    tumor = replace(tumor, manifest=replace(tumor.manifest, output_resampling="probability", resampling="linear",
+                                            tile_placement="spread"))
     box = point_box(ct, point_xyz, config.half_box_mm)
     ct_box, mask_box = box.crop(ct), box.crop(mask)
     out = np.zeros(ct.GetSize()[::-1], dtype=bool)

@@ -9,6 +9,7 @@ CT's canonical LPS view (axes permuted and flipped, never resampled), as pyliver
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -53,52 +54,73 @@ def grown(s: slice, by: int, n: int) -> slice:
     return slice(max(0, s.start - by), min(n, s.stop + by))
 
 
+@dataclass
+class ZoomedLiver:
+    """The dilated liver on the zoom3d grid of a CT's canonical LPS view: the per-axis zoom matrices (new x old),
+    the box of the dilated liver on the new grid and the dilated liver inside it."""
+
+    down: list[np.ndarray]
+    box: tuple[slice, slice, slice]
+    dilated: np.ndarray
+
+
+def zoomed_liver(liver: np.ndarray, spacing: list[float], manifest) -> ZoomedLiver | None:
+    """The liver (boolean, canonical LPS view of the CT, `spacing` per axis) zoomed to the manifest's spacing (> 0.5)
+    and dilated by its `liver_mask` voxels; None when nothing is left."""
+    down = [zoom3d_matrix(n, s / t) for n, s, t in zip(liver.shape, spacing, manifest.spacing[::-1])]
+    lbox = mask_box(liver)
+    if lbox is None:
+        return None
+    steps = int(manifest.liver_mask.get("dilation_voxels", 0))
+    rows = [grown(rows_reaching(w, s), steps, w.shape[0]) for w, s in zip(down, lbox.slices_zyx())]
+    cols = [reach(w, r) for w, r in zip(down, rows)]
+    zoomed = apply_block(liver[tuple(cols)], down, tuple(rows), offset=tuple(c.start for c in cols)) > 0.5
+    if steps:
+        zoomed = ndimage.binary_dilation(zoomed, ndimage.iterate_structure(ndimage.generate_binary_structure(3, 2), steps))
+    inner = mask_box(zoomed)
+    if inner is None:
+        return None
+    box = tuple(slice(r.start + s.start, r.start + s.stop) for r, s in zip(rows, inner.slices_zyx()))
+    return ZoomedLiver(down, box, zoomed[inner.slices_zyx()])
+
+
+def canonical(ct: sitk.Image, box: Box, liver_roi: np.ndarray) -> tuple[tuple, np.ndarray, np.ndarray, list[float]]:
+    """(view, HU, liver, spacing): the CT's canonical LPS view, its HU and the liver (given on `box`) in that view,
+    and the spacing (mm) along its (z, y, x) axes."""
+    view = lps_view(ct)
+    hu = sitk.GetArrayViewFromImage(ct)
+    whole = np.zeros(hu.shape, dtype=bool)
+    whole[box.slices_zyx()] = liver_roi
+    return view, to_lps(hu, view), to_lps(whole, view), [ct.GetSpacing()[2 - p] for p in view[0]]
+
+
 def zoom_tumor_mask(ct: sitk.Image, box: Box, liver_roi: np.ndarray, model: Model, *, modality: str,
                     mirror_axes: tuple[int, ...] = (), cancel=None, progress: Progress | None = None) -> np.ndarray:
     """Boolean tumor mask (z, y, x) on the `box` of `ct`, given the liver there (`liver_roi`, boolean, same shape)."""
     m = model.manifest
-    view = lps_view(ct)
-    perm = view[0]
-    spacing = [ct.GetSpacing()[2 - p] for p in perm]  # per canonical (z, y, x) axis
-    hu = to_lps(sitk.GetArrayViewFromImage(ct), view)
-    whole = np.zeros(sitk.GetArrayViewFromImage(ct).shape, dtype=bool)
-    whole[box.slices_zyx()] = liver_roi
-    liver = to_lps(whole, view)
-    target = m.spacing[::-1]
-    zooms = [s / t for s, t in zip(spacing, target)]
-    down = [zoom3d_matrix(n, z) for n, z in zip(hu.shape, zooms)]
-    lbox = mask_box(liver).slices_zyx()
-    rows = [rows_reaching(w, s) for w, s in zip(down, lbox)]
-    steps = int(m.liver_mask.get("dilation_voxels", 0))
-    rows = [grown(r, steps, w.shape[0]) for r, w in zip(rows, down)]
-    liver_new = apply_block(liver[tuple(reach(w, r) for w, r in zip(down, rows))], down, tuple(rows),
-                            offset=tuple(reach(w, r).start for w, r in zip(down, rows))) > 0.5
-    if steps:
-        liver_new = ndimage.binary_dilation(liver_new, ndimage.iterate_structure(ndimage.generate_binary_structure(3, 2), steps))
-    inner = mask_box(liver_new)
-    if inner is None:
+    view, hu, liver, spacing = canonical(ct, box, liver_roi)
+    zl = zoomed_liver(liver, spacing, m)
+    if zl is None:
         return np.zeros(liver_roi.shape, dtype=bool)
-    box_new = tuple(slice(r.start + s.start, r.start + s.stop) for r, s in zip(rows, inner.slices_zyx()))
-    dilated = liver_new[inner.slices_zyx()]
-    cols = tuple(reach(w, r) for w, r in zip(down, box_new))
+    cols = tuple(reach(w, r) for w, r in zip(zl.down, zl.box))
     norm = m.input_for(modality).normalization(hu[cols])
-    x = apply_block(norm, down, box_new, offset=tuple(c.start for c in cols)).astype(np.float32)
-    x[~dilated] = np.float32(m.liver_mask["fill_value"])
-    log.info("stage 2 (tumor) on the zoom3d grid: a %s-voxel box of the dilated liver", x.shape)
+    x = apply_block(norm, zl.down, zl.box, offset=tuple(c.start for c in cols)).astype(np.float32)
+    x[~zl.dilated] = np.float32(m.liver_mask["fill_value"])
+    starts = liver_grid(x.shape, m.output_size)
+    log.info("stage 2 (tumor) on the zoom3d grid: %d windows over the dilated liver's %s-voxel box", len(starts), x.shape)
     to_probs = ACTIVATIONS[m.output_activation]
     probs = predict_tiles(
-        x, lambda patch: mirrored_probabilities(model.run, patch, to_probs, mirror_axes), m.patch_size,
-        liver_grid(x.shape, m.output_size), output_crop=m.output_crop, pad_value=0.0 if m.pad_value is None else m.pad_value,
-        cancel=cancel, progress=progress)
+        x, lambda patch: mirrored_probabilities(model.run, patch, to_probs, mirror_axes), m.patch_size, starts,
+        output_crop=m.output_crop, pad_value=0.0 if m.pad_value is None else m.pad_value, cancel=cancel, progress=progress)
     tumor_new = probs[m.class_index("tumor")] > 0.5
-    return back_on_ct(tumor_new, box_new, [w.shape[0] for w in down], whole.shape, view, box)
+    return back_on_ct(tumor_new, zl.box, [w.shape[0] for w in zl.down], view, box, ct)
 
 
-def back_on_ct(mask_new: np.ndarray, box_new: tuple[slice, ...], new_shape: list[int], ct_shape: tuple[int, ...],
-               view: tuple, box: Box) -> np.ndarray:
+def back_on_ct(mask_new: np.ndarray, box_new: tuple[slice, ...], new_shape: list[int], view: tuple, box: Box,
+               ct: sitk.Image) -> np.ndarray:
     """A model-grid mask (on `box_new` of the zoomed canonical grid) zoomed back corner-aligned onto the CT, every
     voxel > 0, as a boolean (z, y, x) array on the `box` of the CT."""
-    whole = np.zeros(ct_shape, dtype=bool)
+    whole = np.zeros(ct.GetSize()[::-1], dtype=bool)
     canon = to_lps(whole, view)
     up = [corner_aligned_matrix(n, k) for n, k in zip(canon.shape, new_shape)]
     rows = tuple(rows_reaching(w, s) for w, s in zip(up, box_new))

@@ -10,7 +10,8 @@ the process's own peak RSS from `common.run_isolated`):
 - with `--tta`, test-time mirroring of the tumor stage;
 - the original pyliverlesionseg pipeline (reference tool, `--no-crop`) on the clinical-size CT.
 Targets: <= 10 s and <= 3 GB on a CPU with native bf16; <= 15 s in float32 where the CPU has none (this script says
-which the CPU has). Prints numbers and ratios; asserts nothing.
+which the CPU has). Also the arithmetic both networks need on this CT, the CPU's nominal float32 peak and the
+throughput reached (`compute_floor.py`). Prints numbers and ratios; asserts nothing.
 """
 from __future__ import annotations
 
@@ -71,6 +72,19 @@ def run(ct: Path, threads: int, *extra: str) -> tuple[dict, np.ndarray]:
     return row, labels
 
 
+def compute(ct: Path, labels: np.ndarray, stages_s: dict) -> dict:
+    """The arithmetic both networks need on `ct` (whose labels the default run gave) and the throughput the default
+    run's two stages reached (`compute_floor.py`)."""
+    import SimpleITK as sitk
+    from compute_floor import floor
+
+    image = sitk.GetImageFromArray(labels)
+    image.CopyInformation(sitk.ReadImage(str(ct)))
+    with tempfile.TemporaryDirectory() as tmp:
+        sitk.WriteImage(image, f"{tmp}/labels.nii.gz")
+        return floor(ct, Path(f"{tmp}/labels.nii.gz"), stages_s.get("stage1_liver", 0) + stages_s.get("stage2_tumor", 0))
+
+
 def differing_fraction(a: np.ndarray, b: np.ndarray) -> float:
     """Fraction of voxels whose labels differ."""
     return float(np.mean(a != b))
@@ -120,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         "onnxruntime_over_default": round(ort["wall_s"] / base["wall_s"], 2),
         "onnxruntime_labels_differing_fraction": differing_fraction(ort_labels, base_labels),
     }
+    findings["compute"] = compute(ct, base_labels, base["stages_s"])
     orig = next((r for r in rows if r["config"].startswith("original") and r.get("wall_s")), None)
     if orig:
         findings["original_over_default"] = round(orig["wall_s"] / base["wall_s"], 2)

@@ -149,3 +149,18 @@ def test_zoom3d_and_the_liver_grid_come_only_together_with_what_they_need():
         _lesion_manifest(liver_mask=None)
     with pytest.raises(ModelError, match="unknown resampling"):
         _lesion_manifest(resampling="cubic")
+
+
+def test_add_lesion_still_runs_the_shipped_lesion_network_on_its_probability_path(shared_data):
+    from LiverTumorSegLib.lesion_at import lesion_at
+
+    case = shared_data / "lits117_roi"
+    ct, labels = sitk.ReadImage(str(case / "ct.nii.gz")), sitk.ReadImage(str(case / "label.nii.gz"))
+    for image in (ct, labels):
+        image.SetSpacing((1.0, 1.0, 2.5))
+    truth = sitk.GetArrayFromImage(labels)
+    lesions, n = ndimage.label(truth == 2)
+    biggest = np.argmax(np.bincount(lesions.ravel())[1:]) + 1
+    deepest = np.unravel_index(np.argmax(ndimage.distance_transform_edt(lesions == biggest)), truth.shape)
+    found = lesion_at(ct, truth > 0, tuple(int(v) for v in deepest[::-1]), model_set="pyliverlesionseg", device="cpu")
+    assert found[deepest] and (found & (lesions == biggest)).sum() > 0.5 * found.sum()
