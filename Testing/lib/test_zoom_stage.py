@@ -73,6 +73,23 @@ def test_predict_tiles_later_windows_overwrite_and_unreached_voxels_are_backgrou
     assert np.all(probs[0, 6:] == 1.0)
 
 
+def test_predict_tiles_stops_between_windows_when_cancelled_and_reports_progress():
+    import threading
+
+    from LiverTumorSegLib.errors import CancelledError
+
+    cancel, seen = threading.Event(), []
+
+    def predict(patch):
+        cancel.set()  # the user clicks Cancel while the first window runs
+        return np.zeros((2, patch.shape[0] - 2, 3, 3), np.float32)
+
+    with pytest.raises(CancelledError):
+        predict_tiles(np.zeros((10, 3, 3), np.float32), predict, (6, 3, 3), [(0, 0, 0), (4, 0, 0)],
+                      output_crop=(1, 0, 0), cancel=cancel, progress=lambda f, m: seen.append(f))
+    assert seen == [0.5]
+
+
 def test_lps_view_permutes_and_flips_to_canonical_axes():
     image = sitk.Image([4, 5, 6], sitk.sitkUInt8)  # x, y, z sizes
     assert lps_view(image) == ((0, 1, 2), (False, False, False))

@@ -92,3 +92,21 @@ def test_a_skipped_test_of_the_shipped_models_fails_the_run():
         fail_skipped_shipped_model_test(Item(marked), reports[marked])
     assert reports[True].failed and "no shipped liver model" in str(reports[True].longrepr)
     assert reports[False].skipped  # other tests may still skip (e.g. without CUDA)
+
+
+def test_the_importer_writes_the_inference_settings_that_ship():
+    """A re-import must reproduce the shipped pipeline: every field inference reads, compared with the shipped
+    manifests (provenance, checksums and measured metrics aside)."""
+    import json
+
+    from LiverTumorSegLib.config import DEFAULT_MODELS_DIR
+    from LiverTumorSegLib.manifest import ModelManifest
+    from Training.import_pretrained import lesion_manifest, liver_manifest
+
+    for build, name in ((liver_manifest, "liver"), (lesion_manifest, "tumor")):
+        text = (DEFAULT_MODELS_DIR / "pyliverlesionseg" / f"{name}.json").read_text()
+        shipped = json.loads(ModelManifest.from_json(text).to_json())  # defaults written out
+        built = json.loads(build(shipped["credit"], tuple(shipped["spacing"])).to_json())
+        for key in ("created", "metrics", "sha256", "version"):
+            shipped.pop(key, None), built.pop(key, None)
+        assert built == shipped, name
