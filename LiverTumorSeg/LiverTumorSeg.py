@@ -507,8 +507,9 @@ class LiverTumorSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._shownSegmentation = segmentationNode
         self._showSummary(segmentationNode, result.summary())
         self.ui.correctCollapsibleButton.collapsed = False
-        status = _("Done in {seconds:.1f} s on {device}.").format(seconds=result.summary()["seconds"],
-                                                                  device=result.summary()["device"].upper())
+        device, engine = result.summary()["device"].upper(), self.logic.engineLine(result)
+        status = _("Done in {seconds:.1f} s on {device}.").format(
+            seconds=result.summary()["seconds"], device=f"{device} ({engine})" if engine else device)
         modelSet = self.logic.modelSetLine(result)  # which model set ran and its accuracy, in one line
         self.ui.statusLabel.text = " ".join([status] + ([modelSet] if modelSet else []) + list(result.warnings))
         self._updateButtons()

@@ -130,6 +130,11 @@ class LiverTumorSegLogic:
             accuracy = ""
         return f"Model set {result.model_set}" + (f": {accuracy}" if accuracy else " (accuracy not measured)")
 
+    @staticmethod
+    def engineLine(result: "SegmentationResult") -> str:
+        """The engines that ran the result's networks, e.g. "openvino 2025.3.0" ("" when not recorded)."""
+        return ", ".join(sorted({m["engine"] for m in (getattr(result, "models", None) or {}).values() if m.get("engine")}))
+
     def checkOutput(self, segmentationNode, replaceSegments: bool, liverOnly: bool = False) -> None:
         """Raise OutputExistsError when writing would overwrite segments and `replaceSegments` is False."""
         if segmentationNode is None or replaceSegments:

@@ -50,7 +50,8 @@ def test_runtime_packages_cover_every_library_dependency_slicer_lacks():
                 imported.add(node.module.split(".")[0])
     third_party = imported - set(sys.stdlib_module_names) - {"LiverTumorSegLib"}
     # OpenVINO is the library's faster CPU engine when installed; without it the library runs on ONNX Runtime.
-    optional = {"openvino"}
+    optional = set(dependencies.OPTIONAL_PINS)
+    assert optional == {"openvino"}
     assert third_party - SLICER_BUNDLED - optional <= set(dependencies.RUNTIME_PACKAGES)
 
 
