@@ -312,7 +312,7 @@ class LiverTumorSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         qt.QSettings().setValue(OPTIONAL_OFFERED_KEY, " ".join(requirements))
         packages = ", ".join(dependencies.withoutMarker(requirements))
         if ask and not slicer.util.confirmOkCancelDisplay(
-                _("Install {packages}? Optional: a faster CPU engine for LiverTumorSeg (a download of 26-81 MB, by platform; "
+                _("Install {packages}? Optional: a faster CPU engine for LiverTumorSeg (a download of 30-81 MB, by platform; "
                   "without it LiverTumorSeg runs on ONNX Runtime). You are asked once.").format(packages=packages),
                 windowTitle=_("Install optional package")):
             return
