@@ -32,6 +32,8 @@ from LiverTumorSegGui.compare_section import CompareSection
 DEVICE_LABELS = {"auto": "Auto", "cpu": "CPU", "cuda": "GPU (CUDA)"}
 POLL_INTERVAL_MS = 100
 DEVICE_POLL_MS = 500  # how often the panel looks whether the background device check is done
+#: The optional requirements (OpenVINO) last offered, space-joined: each pin is offered once, whatever the answer.
+OPTIONAL_OFFERED_KEY = "LiverTumorSeg/OptionalPackagesOffered"
 CANCEL_WAIT_S = 5.0  # closing the scene waits this long for a killed engine to be gone
 
 
@@ -199,8 +201,10 @@ class LiverTumorSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         known = self.logic.knownDevices()
         if known is None:
             combo.toolTip = _("Checking which devices work here...")
+            self.ui.cpuEngineLabel.text = _("checking...")
             qt.QTimer.singleShot(DEVICE_POLL_MS, self._labelDevices)
             return
+        self.ui.cpuEngineLabel.text = self.logic.knownCpuEngine() or _("unknown")
         available, reason = known
         for index, device in enumerate(DEVICE_LABELS):
             usable = device == "auto" or device in available
@@ -259,10 +263,13 @@ class LiverTumorSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def ensureDependencies(self) -> bool:
         """True when the runtime packages are usable; otherwise ask once and install (or repair) them."""
         problems = dependencies.dependencyProblems()
-        if not problems:
-            return True
         if self._installing:  # pip_install pumps the event loop: a second click must not start a second install
             return False
+        optional = dependencies.optionalToOffer(str(qt.QSettings().value(OPTIONAL_OFFERED_KEY, "") or ""))
+        if not problems:
+            if optional:
+                self._installOptional(optional, ask=True)
+            return True
         arguments = dependencies.pipArguments(problems, dependencies.hasNvidiaGpu())
         requirements = [a for a in arguments if not a.startswith("--")]
         if self._installDeclined:
@@ -273,6 +280,9 @@ class LiverTumorSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         question = _("LiverTumorSeg needs these Python packages, which are not usable yet:\n\n{states}\n\n"
                      "Install {packages} now? This downloads them once (up to a few hundred MB) and may take a few "
                      "minutes.").format(states=states, packages=", ".join(requirements))
+        if optional:
+            question += "\n\n" + _("Also {packages}, optional: a faster CPU engine (skipped where it cannot be "
+                                    "installed).").format(packages=", ".join(dependencies.withoutMarker(optional)))
         if not slicer.util.confirmOkCancelDisplay(question, windowTitle=_("Install dependencies")):
             self._installDeclined = True
             return False
@@ -291,9 +301,33 @@ class LiverTumorSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.ui.statusLabel.text = ""
         if dependencies.missingModules():
             return False
+        if optional:
+            self._installOptional(optional, ask=False)
         self._labelDevices()
         self._fillModelSets()
         return True
+
+    def _installOptional(self, requirements: list[str], ask: bool) -> None:
+        """Install the optional packages (OpenVINO) once per pin; a failure only leaves the engine on ONNX Runtime."""
+        qt.QSettings().setValue(OPTIONAL_OFFERED_KEY, " ".join(requirements))
+        packages = ", ".join(dependencies.withoutMarker(requirements))
+        if ask and not slicer.util.confirmOkCancelDisplay(
+                _("Install {packages}? Optional: a faster CPU engine for LiverTumorSeg (a download of 30-81 MB, by platform; "
+                  "without it LiverTumorSeg runs on ONNX Runtime). You are asked once.").format(packages=packages),
+                windowTitle=_("Install optional package")):
+            return
+        self._installing = True
+        self._updateButtons()
+        self.ui.statusLabel.text = _("Installing {packages} (optional)...").format(packages=packages)
+        try:
+            failures = dependencies.installOptional(requirements, slicer.util.pip_install)
+        finally:
+            self._installing = False
+            self._updateButtons()
+        self.ui.statusLabel.text = _("{packages} could not be installed: running on ONNX Runtime (see the log).").format(
+            packages=", ".join(dependencies.withoutMarker(list(failures)))) if failures else ""
+        self.logic.forgetDeviceCheck()  # the CPU engine may have changed
+        self._labelDevices()
 
     # Window presets
 
@@ -473,8 +507,9 @@ class LiverTumorSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._shownSegmentation = segmentationNode
         self._showSummary(segmentationNode, result.summary())
         self.ui.correctCollapsibleButton.collapsed = False
-        status = _("Done in {seconds:.1f} s on {device}.").format(seconds=result.summary()["seconds"],
-                                                                  device=result.summary()["device"].upper())
+        device, engine = result.summary()["device"].upper(), self.logic.engineLine(result)
+        status = _("Done in {seconds:.1f} s on {device}.").format(
+            seconds=result.summary()["seconds"], device=f"{device} ({engine})" if engine else device)
         modelSet = self.logic.modelSetLine(result)  # which model set ran and its accuracy, in one line
         self.ui.statusLabel.text = " ".join([status] + ([modelSet] if modelSet else []) + list(result.warnings))
         self._updateButtons()

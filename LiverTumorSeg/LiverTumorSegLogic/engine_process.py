@@ -84,19 +84,36 @@ def engineEnvironment() -> dict:
     return env
 
 
-def probeDevices(command: list[str] | None = None, timeout: float = 120.0) -> tuple[list[str], str]:
-    """(devices that really work for the engine, why CUDA does not), from `engine_worker.py --probe`."""
+@dataclass(frozen=True)
+class EngineProbe:
+    """What the engine can use here: its devices (["cpu"] or ["cpu", "cuda"]), why CUDA cannot ("" when it can),
+    and what runs the networks on the CPU (e.g. "OpenVINO 2025.3.0 (float32; ONNX Runtime 1.19.2 as fallback)")."""
+
+    devices: list[str]
+    reason: str
+    cpuEngine: str = ""
+
+
+def probeEngine(command: list[str] | None = None, timeout: float = 120.0) -> EngineProbe:
+    """The engine's devices and CPU engine, from `engine_worker.py --probe` (run once: it starts the engine)."""
     argv = (list(command) if command else [enginePython(), str(WORKER_SCRIPT)]) + ["--probe"]
     try:
         done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, env=engineEnvironment(),
                               timeout=timeout, **proctree.popenOptions())
     except (OSError, subprocess.TimeoutExpired) as exc:
-        return ["cpu"], f"the device check did not run: {exc}"
+        return EngineProbe(["cpu"], f"the device check did not run: {exc}")
     for line in done.stdout.decode("utf-8", "replace").splitlines():
         event = parseLine(line)
         if event and event["event"] == "devices" and isinstance(event.get("devices"), list):
-            return [str(d) for d in event["devices"]], str(event.get("reason", ""))
-    return ["cpu"], "the device check failed: " + done.stderr.decode("utf-8", "replace").strip()[-300:]
+            return EngineProbe([str(d) for d in event["devices"]], str(event.get("reason", "")),
+                               str(event.get("cpuEngine", "")))
+    return EngineProbe(["cpu"], "the device check failed: " + done.stderr.decode("utf-8", "replace").strip()[-300:])
+
+
+def probeDevices(command: list[str] | None = None, timeout: float = 120.0) -> tuple[list[str], str]:
+    """(devices that really work for the engine, why CUDA does not), from `engine_worker.py --probe`."""
+    probe = probeEngine(command, timeout)
+    return probe.devices, probe.reason
 
 
 @dataclass(frozen=True)

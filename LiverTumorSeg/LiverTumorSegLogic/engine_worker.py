@@ -6,8 +6,9 @@ WORKDIR/result.json, and prints one `LIVERTUMORSEG {json}` line per event on std
 {"event": "progress", "fraction", "message"}, {"event": "error", "type", "message", "traceback"} or
 {"event": "done"}, after a first {"event": "started", "pid"} naming this process (under Slicer the
 parent only knows the PythonSlicer launcher's pid). It exits when its stdin closes (the parent is gone). Python 3.9 compatible; no Slicer.
-`engine_worker.py --probe` prints one {"event": "devices", "devices", "reason"} line: the devices that
-really work here (onnxruntime-gpu lists CUDA even where CUDA's libraries or driver are unusable).
+`engine_worker.py --probe` prints one {"event": "devices", "devices", "reason", "cpuEngine"} line: the devices that
+really work here (onnxruntime-gpu lists CUDA even where CUDA's libraries or driver are unusable) and what runs
+on the CPU (OpenVINO when installed and usable, else ONNX Runtime).
 """
 import base64
 import json
@@ -79,6 +80,16 @@ def usableDevices() -> tuple:
     return ["cpu", "cuda"], ""
 
 
+def cpuEngine() -> str:
+    """What runs the networks on the CPU here, with versions (LiverTumorSegLib.runtime.cpu_engine_description)."""
+    try:
+        from LiverTumorSegLib.runtime import cpu_engine_description
+
+        return cpu_engine_description()
+    except Exception as exc:  # the device list must still come back
+        return f"unknown ({exc.__class__.__name__}: {exc})"
+
+
 def checkedDevice(kwargs: dict) -> list:
     """Switch "auto" to "cpu" where CUDA is listed but unusable (so the result names the real device).
 
@@ -131,7 +142,7 @@ def main(argv: list) -> int:
     try:
         if argv[1:] == ["--probe"]:  # short: no parent watch (its stdin may be closed from the start)
             devices, reason = usableDevices()
-            emit("devices", devices=devices, reason=reason)
+            emit("devices", devices=devices, reason=reason, cpuEngine=cpuEngine())
             return 0
         exitWhenParentCloses()
         emit("started", pid=os.getpid())  # under PythonSlicer this is the launcher's child, not the parent's

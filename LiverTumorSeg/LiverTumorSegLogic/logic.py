@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Sequence
 
 from . import batch, editing, nodes
 from .dependencies import requireDependencies
-from .engine_process import EngineRun, EngineTask, Progress, probeDevices, runToCompletion
+from .engine_process import EngineProbe, EngineRun, EngineTask, Progress, probeEngine, runToCompletion
 from .options import RunOptions
 from . import presets
 from .presets import windowPresets
@@ -33,7 +33,7 @@ class LiverTumorSegLogic:
     """
 
     engineCommand: list[str] | None = None
-    _devices: tuple[list[str], str] | None = None  # probeDevices() result, shared by all instances
+    _devices: EngineProbe | None = None  # probeEngine() result, shared by all instances
     _deviceCheck: threading.Thread | None = None  # the thread computing _devices
     _deviceLock = threading.Lock()
 
@@ -129,6 +129,11 @@ class LiverTumorSegLogic:
         except LiverTumorSegError:
             accuracy = ""
         return f"Model set {result.model_set}" + (f": {accuracy}" if accuracy else " (accuracy not measured)")
+
+    @staticmethod
+    def engineLine(result: "SegmentationResult") -> str:
+        """The engines that ran the result's networks, e.g. "openvino 2025.3.0" ("" when not recorded)."""
+        return ", ".join(sorted({m["engine"] for m in (getattr(result, "models", None) or {}).values() if m.get("engine")}))
 
     def checkOutput(self, segmentationNode, replaceSegments: bool, liverOnly: bool = False) -> None:
         """Raise OutputExistsError when writing would overwrite segments and `replaceSegments` is False."""
@@ -412,7 +417,7 @@ class LiverTumorSegLogic:
         requireDependencies()
         self.startDeviceCheck()
         LiverTumorSegLogic._deviceCheck.join()
-        return list(LiverTumorSegLogic._devices[0])
+        return list(LiverTumorSegLogic._devices.devices)
 
     def startDeviceCheck(self) -> None:
         """Start the one-time device check in a background thread (returns at once; see knownDevices)."""
@@ -422,7 +427,7 @@ class LiverTumorSegLogic:
                 command = self.engineCommand
 
                 def check() -> None:
-                    LiverTumorSegLogic._devices = probeDevices(command)
+                    LiverTumorSegLogic._devices = probeEngine(command)
 
                 LiverTumorSegLogic._deviceCheck = threading.Thread(target=check, name="LiverTumorSeg-devices", daemon=True)
                 LiverTumorSegLogic._deviceCheck.start()
@@ -431,9 +436,22 @@ class LiverTumorSegLogic:
     def knownDevices() -> tuple[list[str], str] | None:
         """(usable devices, why CUDA is not) once the background device check is done, else None."""
         devices = LiverTumorSegLogic._devices
-        return (list(devices[0]), devices[1]) if devices is not None else None
+        return (list(devices.devices), devices.reason) if devices is not None else None
+
+    @staticmethod
+    def knownCpuEngine() -> str | None:
+        """What runs the networks on the CPU (e.g. "OpenVINO 2025.3.0 (float32; ...)") once the check is done, else None."""
+        devices = LiverTumorSegLogic._devices
+        return devices.cpuEngine if devices is not None else None
+
+    @staticmethod
+    def forgetDeviceCheck() -> None:
+        """Drop the one-time engine check (after installing packages), so that the next one looks again."""
+        with LiverTumorSegLogic._deviceLock:
+            if LiverTumorSegLogic._deviceCheck is None or not LiverTumorSegLogic._deviceCheck.is_alive():
+                LiverTumorSegLogic._devices, LiverTumorSegLogic._deviceCheck = None, None
 
     def cudaUnavailableReason(self) -> str:
         """Why CUDA cannot be used here ("" when it can), from the same one-time engine check."""
         self.availableDevices()
-        return LiverTumorSegLogic._devices[1]
+        return LiverTumorSegLogic._devices.reason

@@ -27,9 +27,9 @@ def _extra(name: str) -> list[Requirement]:
     return [Requirement(r) for r in project["optional-dependencies"][name]]
 
 
-def _pinned(requirements: list[Requirement], python: str) -> set[str]:
-    """`name<specifier>` of the requirements whose marker holds for Python `python`."""
-    env = {"python_version": python, "python_full_version": python + ".0"}
+def _pinned(requirements: list[Requirement], python: str, platform: dict[str, str] | None = None) -> set[str]:
+    """`name<specifier>` of the requirements whose marker holds for Python `python` (on `platform`, else here)."""
+    env = {**(platform or {}), "python_version": python, "python_full_version": python + ".0"}
     return {f"{r.name}{r.specifier}" for r in requirements if r.marker is None or r.marker.evaluate(env)}
 
 
@@ -50,7 +50,8 @@ def test_runtime_packages_cover_every_library_dependency_slicer_lacks():
                 imported.add(node.module.split(".")[0])
     third_party = imported - set(sys.stdlib_module_names) - {"LiverTumorSegLib"}
     # OpenVINO is the library's faster CPU engine when installed; without it the library runs on ONNX Runtime.
-    optional = {"openvino"}
+    optional = set(dependencies.OPTIONAL_PINS)
+    assert optional == {"openvino"}
     assert third_party - SLICER_BUNDLED - optional <= set(dependencies.RUNTIME_PACKAGES)
 
 
@@ -58,7 +59,8 @@ def test_runtime_packages_cover_every_library_dependency_slicer_lacks():
 def test_installed_pins_are_the_pyproject_pins_for_each_slicer_python(python):
     version = tuple(int(v) for v in python.split("."))
     names = list(dependencies.RUNTIME_PACKAGES)
-    assert _normal(dependencies.pipRequirements(names, False, version)) == _pinned(_extra("slicer-runtime"), python)
+    required = {p for p in _pinned(_extra("slicer-runtime"), python) if not p.startswith(tuple(dependencies.OPTIONAL_PINS))}
+    assert _normal(dependencies.pipRequirements(names, False, version)) == required
     gpu = dependencies.pipRequirements(["onnxruntime"], True, version)
     assert _normal(gpu) == _pinned(_extra("slicer-runtime-gpu"), python)
 
@@ -117,3 +119,90 @@ def test_the_offline_message_says_what_to_install_and_how():
 def test_dependency_check_passes_here():
     assert dependencies.missingModules() == []  # this environment has everything
     dependencies.requireDependencies()
+
+
+#: Marker variables of the platforms Slicer ships for (and one without OpenVINO wheels).
+PLATFORMS = {"windows": {"sys_platform": "win32", "platform_machine": "AMD64"},
+             "linux-x86_64": {"sys_platform": "linux", "platform_machine": "x86_64"},
+             "macos-arm64": {"sys_platform": "darwin", "platform_machine": "arm64"},
+             "macos-x86_64": {"sys_platform": "darwin", "platform_machine": "x86_64"},
+             "linux-aarch64": {"sys_platform": "linux", "platform_machine": "aarch64"}}
+
+
+def _marked(requirements: list[str], env: dict[str, str]) -> set[str]:
+    """`name<specifier>` of the requirement strings whose marker holds in `env`."""
+    return _pinned([Requirement(r) for r in requirements], env["python_version"], env)
+
+
+@pytest.mark.parametrize("platform", list(PLATFORMS))
+@pytest.mark.parametrize("python", ["3.9", "3.12"], ids=["slicer-5.8", "slicer-5.10"])
+def test_optional_pins_and_markers_are_the_pyproject_ones_on_every_platform(python, platform):
+    env = {**PLATFORMS[platform], "python_version": python}
+    version = tuple(int(v) for v in python.split("."))
+    installed = dependencies.pipRequirements(list(dependencies.RUNTIME_PACKAGES), False, version)
+    optional = [dependencies.pinFor(pins, version) for pins in dependencies.OPTIONAL_PINS.values()]
+    assert _marked(installed + optional, env) == _pinned(_extra("slicer-runtime"), python, env)
+    assert any(r.startswith("openvino") for r in _marked(optional, env)) == (platform != "linux-aarch64")
+
+
+def test_openvino_pins_per_slicer_python():
+    (pin39,) = dependencies.withoutMarker([dependencies.pinFor(dependencies.OPTIONAL_PINS["openvino"], (3, 9))])
+    assert pin39 == "openvino==2025.3.0"  # the last release with cp39 wheels
+    (pin312,) = dependencies.withoutMarker([dependencies.pinFor(dependencies.OPTIONAL_PINS["openvino"], (3, 12))])
+    specifier = Requirement(pin312).specifier
+    # 2026.4.1: the main environment's (tested) pin; 2025.4.1: the last macOS x86_64 and manylinux2014 cp312 wheels.
+    assert {"2025.3.0", "2025.4.1", "2026.4.1"} <= set(specifier.filter(["2025.3.0", "2025.4.1", "2026.4.1"]))
+    assert not list(specifier.filter(["2025.2.0", "2026.5.0"]))
+
+
+def _without_openvino(monkeypatch, version=None):
+    """Pretend OpenVINO is not importable here (or importable at `version`)."""
+    real_find_spec, real_version = dependencies.importlib.util.find_spec, dependencies.importlib.metadata.version
+    monkeypatch.setattr(dependencies.importlib.util, "find_spec",
+                        lambda name, *a: (object() if version else None) if name == "openvino" else real_find_spec(name, *a))
+
+    def fake_version(name):
+        if name == "openvino" and version is None:
+            raise dependencies.importlib.metadata.PackageNotFoundError(name)
+        return version if name == "openvino" else real_version(name)
+    monkeypatch.setattr(dependencies.importlib.metadata, "version", fake_version)
+
+
+def test_missing_openvino_is_offered_but_never_blocks_the_module(monkeypatch):
+    _without_openvino(monkeypatch)
+    assert dependencies.dependencyProblems() == {} and dependencies.missingModules() == []
+    dependencies.requireDependencies()  # does not raise
+    linux = PLATFORMS["linux-x86_64"]
+    assert dependencies.withoutMarker(dependencies.optionalRequirements((3, 9), linux)) == ["openvino==2025.3.0"]
+    assert dependencies.optionalRequirements((3, 12), PLATFORMS["linux-aarch64"]) == [], "no wheel there: not offered"
+
+
+def test_an_openvino_older_than_tested_is_offered_the_pinned_upgrade(monkeypatch):
+    _without_openvino(monkeypatch, version="2024.6.0")
+    assert dependencies.withoutMarker(dependencies.optionalRequirements((3, 12), PLATFORMS["windows"])) == [
+        "openvino>=2025.3.0,<=2026.4.1"]
+    _without_openvino(monkeypatch, version="2025.3.0")
+    assert dependencies.optionalRequirements((3, 9), PLATFORMS["windows"]) == []
+
+
+def test_optional_packages_are_offered_once_per_pin(monkeypatch):
+    _without_openvino(monkeypatch)
+    offer = dependencies.optionalToOffer("", (3, 9))
+    assert dependencies.withoutMarker(offer) == ["openvino==2025.3.0"]
+    assert dependencies.optionalToOffer(" ".join(offer), (3, 9)) == [], "declined or failed: not asked again"
+    assert dependencies.optionalToOffer(" ".join(offer), (3, 12)) != [], "a new pin is offered again"
+
+
+def test_a_failed_optional_install_is_logged_and_never_raises(caplog):
+    calls = []
+
+    def pip_install(arguments):
+        calls.append(arguments)
+        raise RuntimeError("No matching distribution found for openvino==2025.3.0")
+
+    requirement = dependencies.pinFor(dependencies.OPTIONAL_PINS["openvino"], (3, 9))
+    failures = dependencies.installOptional([requirement], pip_install)
+    assert calls == [["openvino==2025.3.0"]], "pip gets the requirement without its (holding) marker"
+    assert "No matching distribution" in failures[requirement]
+    assert "running on ONNX Runtime" in caplog.text
+    assert dependencies.installOptional([requirement], lambda arguments: None) == {}

@@ -18,7 +18,7 @@ import SimpleITK as sitk
 from LiverTumorSegLib import Geometry, segment
 from LiverTumorSegLib.errors import CancelledError, InvalidInputError
 from LiverTumorSegLogic import EngineError, EngineRun
-from LiverTumorSegLogic.engine_process import WORKER_SCRIPT, runToCompletion
+from LiverTumorSegLogic.engine_process import WORKER_SCRIPT, probeEngine, runToCompletion
 
 TINY = (np.zeros((4, 4, 4), np.int16), asdict(Geometry((1.0, 1.0, 1.0))))
 #: PythonSlicer's stand-in: a parent that ignores SIGTERM and runs the worker as its child (launcher_stub.py).
@@ -194,6 +194,35 @@ def test_an_explicit_cuda_request_where_cuda_is_unusable_is_a_clear_error(monkey
 def test_the_panel_device_check_runs_in_the_engine_process(logic):
     assert logic.availableDevices() == ["cpu"]  # this environment has the CPU build of ONNX Runtime
     assert logic.cudaUnavailableReason() == "ONNX Runtime has no CUDA provider here"
+
+
+def test_the_panel_shows_the_cpu_engine_of_the_engine_process(logic, monkeypatch):
+    from LiverTumorSegLib.runtime import cpu_engine_description
+
+    monkeypatch.setattr(type(logic), "_devices", None)
+    monkeypatch.setattr(type(logic), "_deviceCheck", None)
+    assert logic.knownCpuEngine() is None, "unknown until the engine process was asked"
+    logic.availableDevices()
+    assert logic.knownCpuEngine() == cpu_engine_description()  # this environment: OpenVINO, ONNX Runtime as fallback
+    assert logic.knownCpuEngine().startswith("OpenVINO ")
+    logic.forgetDeviceCheck()  # after an install: the next check asks the engine process again
+    assert logic.knownCpuEngine() is None and logic.knownDevices() is None
+
+
+def test_the_done_line_names_the_engine_that_ran(small_ct_result):
+    import openvino
+    from LiverTumorSegLogic import LiverTumorSegLogic
+
+    assert LiverTumorSegLogic.engineLine(small_ct_result) == f"openvino {openvino.__version__.split('-')[0]}"
+    assert LiverTumorSegLogic.engineLine(type("Old", (), {"models": {}})()) == ""
+
+
+def test_an_engine_process_without_openvino_reports_onnx_runtime():
+    hide = ("import runpy, sys; sys.modules['openvino'] = None; sys.argv = sys.argv[1:]; "
+            "runpy.run_path(sys.argv[0], run_name='__main__')")
+    probe = probeEngine([sys.executable, "-c", hide, str(WORKER_SCRIPT)])
+    assert probe.devices == ["cpu"]
+    assert probe.cpuEngine.startswith("ONNX Runtime ") and "OpenVINO not installed" in probe.cpuEngine
 
 
 def _gone(pid: int) -> bool:
