@@ -175,6 +175,21 @@ def compare(work: Path) -> list[dict]:
     return rows
 
 
+#: What each stored run is (the `--variant` names used for the model card's tables), written under the table.
+RUN_NOTES = {
+    "original_f32": "the original pipeline as published (TensorFlow float32)",
+    "original_f64": "the original with float64 instance-norm statistics: the yardstick",
+    "ours_v0": "first port: flexible large patches, probabilities resampled (SimpleITK)",
+    "ours_binary": "first port + the original's threshold-then-zoom only",
+    "ours_tiles": "the original's tile size over our ROI, SimpleITK resampling, threshold-then-zoom (ONNX Runtime)",
+    "ours_shipped_ov": "previous release: as ours_tiles, OpenVINO",
+    "ours_tta_ov": "previous release with test-time mirroring (y, x)",
+    "ours_zoom": "shipped: zoom3d grid and the original's window grid, OpenVINO",
+    "ours_zoom_ort": "shipped, ONNX Runtime",
+    "ours_zoom_tta": "shipped with test-time mirroring (y, x), OpenVINO",
+}
+
+
 def markdown(rows: list[dict]) -> str:
     """The comparison as a markdown table."""
     cols = ["case", "run", "tumor_ml", "volume_vs_original_f32_percent", "dice_vs_original_f32", "dice_vs_original_f64",
@@ -182,6 +197,9 @@ def markdown(rows: list[dict]) -> str:
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in rows:
         lines.append("| " + " | ".join(str(r.get(c, "")) for c in cols) + " |")
+    runs = sorted({r["run"] for r in rows})
+    lines += ["", "Runs (`python -m Training.pipeline_parity ours --variant NAME`; wall_s: one run each, machine load varied):"]
+    lines += [f"- `{run}`: {RUN_NOTES.get(run, 'see its .json beside the label map')}" for run in runs]
     return "\n".join(lines)
 
 

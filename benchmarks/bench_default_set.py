@@ -7,6 +7,7 @@ the process's own peak RSS from `common.run_isolated`):
 - the default set with the automatic CPU engine (OpenVINO when installed) on the clinical-size CT (458 x 379 x 224);
 - the same with `--cpu-engine onnxruntime` (the fallback);
 - the same CT padded with air to a 500 mm field of view in plane (625 x 625 x 224): at most 10 % slower, same labels;
+- the same CT made 600 mm tall with its own liver-free lower part (`tall_ct`): taller than one liver window;
 - with `--tta`, test-time mirroring of the tumor stage;
 - the original pyliverlesionseg pipeline (reference tool, `--no-crop`) on the clinical-size CT.
 Targets: <= 10 s and <= 3 GB on a CPU with native bf16; <= 15 s in float32 where the CPU has none (this script says
@@ -29,6 +30,7 @@ from bench_model_sets import WORKER, run_original  # noqa: E402
 from common import CACHE, clinical_ct, image_info, machine, other_load, run_isolated  # noqa: E402
 
 LARGE_FOV_MM = 500.0
+TALL_MM = 600.0
 
 
 def native_bf16() -> bool:
@@ -53,6 +55,27 @@ def large_field_ct(ct: Path) -> tuple[Path, tuple[int, int]]:
     if not out.is_file():
         sitk.WriteImage(sitk.ConstantPad(img, lo + [0], hi + [0], -1024), str(out), True)
     return out, (lo[0], lo[1])
+
+
+def tall_ct(ct: Path, labels: np.ndarray) -> tuple[Path, int]:
+    """`ct` made taller than the liver window (567 mm) by its own liver-free lower part (below the first slice with
+    liver in `labels`, less 5 slices) added below it, mirrored, then once more as it is; and how many slices were added.
+    A body of ~600 mm as a chest-abdomen-pelvis CT has, without a second liver."""
+    import SimpleITK as sitk
+
+    img = sitk.ReadImage(str(ct))
+    hu = sitk.GetArrayFromImage(img)
+    free = int(np.flatnonzero(labels.any(axis=(1, 2)))[0]) - 5
+    need = int(np.ceil(TALL_MM / img.GetSpacing()[2])) - hu.shape[0]
+    below = np.concatenate([hu[:free], hu[:free][::-1]] * 2)[: max(need, 0)]  # added at index 0 (feet side here)
+    out = CACHE / f"{ct.name.split('.')[0]}_tall{int(TALL_MM)}.nii.gz"
+    if not out.is_file():
+        tall = sitk.GetImageFromArray(np.concatenate([below[::-1], hu]))
+        tall.SetSpacing(img.GetSpacing())
+        tall.SetDirection(img.GetDirection())
+        tall.SetOrigin(img.TransformIndexToPhysicalPoint((0, 0, -len(below))))
+        sitk.WriteImage(tall, str(out), True)
+    return out, len(below)
 
 
 def run(ct: Path, threads: int, *extra: str) -> tuple[dict, np.ndarray]:
@@ -119,7 +142,9 @@ def main(argv: list[str] | None = None) -> int:
     ort, ort_labels = run(ct, args.threads, "--cpu-engine", "onnxruntime")
     big, big_labels = run(large, args.threads)
     big_labels = big_labels[:, oy:oy + base_labels.shape[1], ox:ox + base_labels.shape[2]]
-    rows = [base, ort, big]
+    tall, added = tall_ct(ct, base_labels)
+    high, high_labels = run(tall, args.threads)
+    rows = [base, ort, big, high]
     if args.tta:
         rows.append(run(ct, args.threads, "--tta")[0])
     if not args.no_original:
@@ -131,18 +156,21 @@ def main(argv: list[str] | None = None) -> int:
         "default_peak_rss_gb": round(base["peak_rss_mb"] / 1000, 2),
         "large_field_over_clinical": round(big["wall_s"] / base["wall_s"], 3),
         "large_field_labels_differing_fraction": differing_fraction(big_labels, base_labels),
+        "tall_over_clinical": round(high["wall_s"] / base["wall_s"], 3),
+        "tall_labels_differing_fraction": differing_fraction(high_labels[added:], base_labels),
         "onnxruntime_over_default": round(ort["wall_s"] / base["wall_s"], 2),
         "onnxruntime_labels_differing_fraction": differing_fraction(ort_labels, base_labels),
     }
     findings["compute"] = compute(ct, base_labels, base["stages_s"])
+    findings["compute_tall"] = compute(tall, high_labels, high["stages_s"])
     orig = next((r for r in rows if r["config"].startswith("original") and r.get("wall_s")), None)
     if orig:
         findings["original_over_default"] = round(orig["wall_s"] / base["wall_s"], 2)
-    header = [f"CT: {image_info(ct)}", f"Large field of view: {image_info(large)}",
+    header = [f"CT: {image_info(ct)}", f"Large field of view: {image_info(large)}", f"Tall: {image_info(tall)}",
               f"Machine: {machine().get('cpu')}, {os.cpu_count()} logical cores; native bf16: {bf16}; "
               f"other load at start: {load or 'none'}", f"Threads: {args.threads}",
               "Findings: " + json.dumps(findings)]
-    result = {"ct": image_info(ct), "large_ct": image_info(large), "machine": machine(), "other_load_at_start": load,
+    result = {"ct": image_info(ct), "large_ct": image_info(large), "tall_ct": image_info(tall), "machine": machine(), "other_load_at_start": load,
               "threads": args.threads, "rows": rows, "findings": findings,
               "command": "python benchmarks/bench_default_set.py " + " ".join(argv or sys.argv[1:])}
     args.out.mkdir(parents=True, exist_ok=True)
