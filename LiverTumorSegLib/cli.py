@@ -283,6 +283,9 @@ def _print_model(stage: str, path: Path | None) -> None:
     print(f"  {stage}: {m.name} {m.version} ({path.parent.name}/{path.name}), spacing {' x '.join(map(str, m.spacing))} mm, "
           f"patch {' x '.join(map(str, m.patch_size))} voxels, {m.output_activation} classes {classes}, "
           f"accepts {', '.join(x.upper() for x in m.modalities)}")
+    if m.resampling != "linear" or m.output_resampling != "probability":
+        print(f"    runs as its original pipeline: resampling {m.resampling}, windows {m.tile_placement}, "
+              f"output {m.output_resampling}")
     if m.credit:
         print(f"    licence {m.credit.get('licence', '?')}; {m.credit.get('citation', '')[:120]}...")
     _print_nested(m.metrics, 6)
