@@ -106,11 +106,14 @@ def run_model(ct: sitk.Image, model: Model, cfg: SegmentationConfig, progress: P
     overlap = cfg.window.overlap if m.tile_overlap is None else m.tile_overlap
     region = body_region(sitk.GetArrayViewFromImage(grid)) if m.window_on_body else None
     inside = x[region] if region else x
+    settle = None
+    if m.stage == "liver" and cfg.window.settle_liver_on_top_row:
+        settle = liver_settled(m, cfg, float(np.prod(grid.GetSpacing())) / 1000)
     probs = predict_probabilities(
         inside, model.run, m.patch_for(inside.shape, overlap), output_crop=m.output_crop, activation=m.output_activation,
         overlap=overlap, sigma_fraction=cfg.window.gaussian_sigma, pad_value=pad_value(m, cfg.modality),
         cancel=rep.cancel, progress=progress,
-        mirror_axes=cfg.window.mirror_tumor if m.stage == "tumor" else cfg.window.mirror_liver,
+        mirror_axes=cfg.window.mirror_tumor if m.stage == "tumor" else cfg.window.mirror_liver, settle=settle,
     )
     if region:  # background outside the body box
         full = np.zeros((probs.shape[0],) + x.shape, dtype=np.float32)
@@ -120,6 +123,25 @@ def run_model(ct: sitk.Image, model: Model, cfg: SegmentationConfig, progress: P
     out = sitk.GetImageFromArray(np.moveaxis(probs, 0, -1), isVector=True)
     out.CopyInformation(grid)
     return grid, out
+
+
+def liver_settled(manifest, cfg: SegmentationConfig, voxel_ml: float) -> Callable[[np.ndarray, int], bool]:
+    """A `settle` test for the liver network's sliding window: True when the probabilities so far hold a whole liver
+    (largest candidate above the modality's threshold, at least `min_liver_ml`) clear of the lower edge `z_low` of the
+    windows run (by `settle_band_voxels`), so that the windows below could not change it."""
+    channel_index = manifest.class_index("liver")
+    threshold = manifest.input_for(cfg.modality).liver_threshold
+
+    def settled(probs: np.ndarray, z_low: int) -> bool:
+        candidate = largest_component(threshold_at_half(probs[channel_index], threshold) > 0.5)
+        zs = np.flatnonzero(candidate.any(axis=(1, 2)))
+        whole = zs.size > 0 and candidate.sum() * voxel_ml >= cfg.postprocess.min_liver_ml
+        done = bool(whole and zs[0] >= z_low + cfg.window.settle_band_voxels)
+        log.info("liver window row above z=%d: %s", z_low, "holds the whole liver, the rows below are skipped" if done
+                 else "no whole liver clear of its lower edge, every row runs")
+        return done
+
+    return settled
 
 
 def body_region(hu: np.ndarray, body_hu: float = -300.0, margin: int = 2) -> tuple[slice, slice, slice] | None:

@@ -41,6 +41,11 @@ class SlidingWindowConfig:
     # probabilities averaged (2^n runs per window). Empty = off (the default: see the model card for what it buys).
     mirror_liver: tuple[int, ...] = ()
     mirror_tumor: tuple[int, ...] = ()
+    # A body taller than one liver window: run the topmost row of windows first and stop there when it holds a whole
+    # liver (its largest candidate, >= min_liver_ml, stays `settle_band_voxels` clear of that row's lower edge), as
+    # the original runs one window over the liver; otherwise every window runs, as without this.
+    settle_liver_on_top_row: bool = True
+    settle_band_voxels: int = 3
 
 
 @dataclass(frozen=True)

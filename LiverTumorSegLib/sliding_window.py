@@ -85,6 +85,7 @@ def predict_probabilities(
     cancel: threading.Event | None = None,
     progress: Progress | None = None,
     mirror_axes: tuple[int, ...] = (),
+    settle: Callable[[np.ndarray, int], bool] | None = None,
 ) -> np.ndarray:
     """Class probabilities (C, z, y, x) float32 for a normalised (z, y, x) volume.
 
@@ -93,7 +94,9 @@ def predict_probabilities(
     tile the volume with `overlap` and are blended with Gaussian weights; whatever an input window needs
     beyond the volume is `pad_value`. `activation` turns logits into probabilities ("sigmoid": one
     channel → [background, foreground]). `mirror_axes` (z=0, y=1, x=2) averages each window over its mirror
-    images along those axes (2^n network runs per window).
+    images along those axes (2^n network runs per window). With `settle`, the topmost row of windows along z runs
+    first; `settle(probabilities so far, first z of that row's output)` (background where no window reached) may end
+    the run there by returning True.
     """
     shape = volume.shape
     out_patch = tuple(p - 2 * c for p, c in zip(patch, output_crop))
@@ -102,10 +105,16 @@ def predict_probabilities(
     padded = np.pad(volume, pads, constant_values=pad_value) if any(a or b for a, b in pads) else volume
     weights = gaussian_weights(out_patch, sigma_fraction)
     starts = list(product(*[window_starts(s, o, overlap) for s, o in zip(out_shape, out_patch)]))
+    top = max(z for z, _, _ in starts)
+    if settle is not None:  # the top row first (stable sort: the rest in their usual order)
+        starts.sort(key=lambda s: s[0] != top)
     to_probs = ACTIVATIONS[activation]
     acc: np.ndarray | None = None
     norm = np.zeros(out_shape, dtype=np.float32)
     for i, (z, y, x) in enumerate(starts):
+        if settle is not None and z != top and i and starts[i - 1][0] == top:
+            if settle(_blended(acc, norm)[:, : shape[0], : shape[1], : shape[2]], top):
+                break
         if cancel is not None and cancel.is_set():
             raise CancelledError("segmentation cancelled")
         src = (slice(z, z + patch[0]), slice(y, y + patch[1]), slice(x, x + patch[2]))
@@ -119,5 +128,12 @@ def predict_probabilities(
         norm[dst] += weights
         if progress:
             progress((i + 1) / len(starts), f"patch {i + 1}/{len(starts)}")
-    acc /= norm[None]
-    return acc[:, : shape[0], : shape[1], : shape[2]]
+    return _blended(acc, norm)[:, : shape[0], : shape[1], : shape[2]]
+
+
+def _blended(acc: np.ndarray, norm: np.ndarray) -> np.ndarray:
+    """Weighted sums over their weights, (C, z, y, x) float32; background (channel 0 = 1) where no window reached."""
+    reached = norm > 0
+    out = np.divide(acc, norm[None], out=np.zeros_like(acc), where=reached[None])
+    out[0][~reached] = 1.0
+    return out

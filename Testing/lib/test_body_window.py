@@ -60,3 +60,16 @@ def test_body_region_is_the_box_of_the_largest_body_component_plus_a_margin():
     hu[0, 0, 0] = 500.0  # a speck off the body is ignored
     assert body_region(hu) == (slice(0, 10), slice(3, 22), slice(6, 27))
     assert body_region(np.full((4, 4, 4), -1000.0)) is None
+
+
+def test_a_whole_liver_in_the_top_row_settles_the_liver_window_and_one_touching_its_lower_edge_does_not():
+    from LiverTumorSegLib.cascade import liver_settled
+
+    settled = liver_settled(_manifest(False), SegmentationConfig(), voxel_ml=0.027)  # 3 mm voxels
+    probs = np.zeros((2, 60, 40, 40), np.float32)
+    probs[1, 30:50, 10:30, 10:30] = 0.9  # 8000 voxels = 216 ml, lowest slice 30
+    assert settled(probs, 20) and settled(probs, 27)
+    assert not settled(probs, 28)  # within 3 voxels of the lower edge: the row below might add to it
+    small = np.zeros_like(probs)
+    small[1, 40:44, 10:14, 10:14] = 0.9  # 1.7 ml: no liver yet
+    assert not settled(small, 20)

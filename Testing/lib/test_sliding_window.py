@@ -49,3 +49,25 @@ def test_cancel_stops_before_the_next_patch():
     with pytest.raises(CancelledError):
         predict_probabilities(np.zeros((64, 64, 64), np.float32), run, (16, 16, 16), cancel=cancel)
     assert len(calls) == 3
+
+
+def test_settle_runs_the_top_row_first_and_can_end_the_run_there():
+    from LiverTumorSegLib.sliding_window import predict_probabilities
+
+    volume = np.random.default_rng(1).normal(size=(20, 6, 6)).astype(np.float32)
+    runs = []
+
+    def run(batch):
+        runs.append(batch.shape)
+        return np.stack([-batch[0, 0], batch[0, 0]])[None]  # two-class logits from the input itself
+
+    full = predict_probabilities(volume, run, (8, 6, 6), overlap=0.25)
+    n_full, seen = len(runs), []
+    kept = predict_probabilities(volume, run, (8, 6, 6), overlap=0.25, settle=lambda p, z: seen.append(z) or False)
+    assert np.allclose(kept, full, atol=1e-6) and len(runs) == 2 * n_full and seen == [12]  # top row's output: z 12-19
+    runs.clear()
+    top = predict_probabilities(volume, run, (8, 6, 6), overlap=0.25, settle=lambda p, z: True)
+    assert len(runs) == 1
+    assert top.shape == full.shape
+    assert np.all(top[0, :12] == 1.0) and np.all(top[1, :12] == 0.0)  # rows not run: background
+    assert np.allclose(top[:, 16:], full[:, 16:], atol=1e-6)  # where no other window reaches, as the full run
