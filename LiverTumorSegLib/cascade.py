@@ -13,7 +13,7 @@ from scipy import ndimage
 
 from .config import SegmentationConfig
 from .errors import CancelledError, ModelError
-from .modality import liver_gate, threshold_at_half
+from .modality import LiverGate, liver_gate, threshold_at_half
 from .postprocess import compose_labels, implausible_liver, largest_component
 from .preprocess import liver_mask_input, liver_roi, model_input, to_model_grid
 from .resample import resample_like
@@ -108,7 +108,9 @@ def run_model(ct: sitk.Image, model: Model, cfg: SegmentationConfig, progress: P
     inside = x[region] if region else x
     settle = None
     if m.stage == "liver" and cfg.window.settle_liver_on_top_row:
-        settle = liver_settled(m, cfg, float(np.prod(grid.GetSpacing())) / 1000)
+        values = sitk.GetArrayViewFromImage(grid)
+        gate = liver_gate(cfg.modality, values, cfg.postprocess)  # as stage 1 gates its final candidate
+        settle = liver_settled(m, cfg, float(np.prod(grid.GetSpacing())) / 1000, values[region] if region else values, gate)
     probs = predict_probabilities(
         inside, model.run, m.patch_for(inside.shape, overlap), output_crop=m.output_crop, activation=m.output_activation,
         overlap=overlap, sigma_fraction=cfg.window.gaussian_sigma, pad_value=pad_value(m, cfg.modality),
@@ -125,17 +127,20 @@ def run_model(ct: sitk.Image, model: Model, cfg: SegmentationConfig, progress: P
     return grid, out
 
 
-def liver_settled(manifest, cfg: SegmentationConfig, voxel_ml: float) -> Callable[[np.ndarray, int], bool]:
-    """A `settle` test for the liver network's sliding window: True when the probabilities so far hold a whole liver
-    (largest candidate above the modality's threshold, at least `min_liver_ml`) clear of the lower edge `z_low` of the
-    windows run (by `settle_band_voxels`), so that the windows below could not change it."""
+def liver_settled(manifest, cfg: SegmentationConfig, voxel_ml: float, values: np.ndarray,
+                  gate: LiverGate) -> Callable[[np.ndarray, int], bool]:
+    """A `settle` test for the liver network's sliding window over `values` (the image it runs on, model grid): True
+    when the probabilities so far hold a whole liver (the largest candidate above the modality's threshold, passing
+    `gate` and the manifest's midline test) clear of the lower edge `z_low` of the windows run (by
+    `settle_band_voxels`), so that the windows below could not change it."""
     channel_index = manifest.class_index("liver")
     threshold = manifest.input_for(cfg.modality).liver_threshold
 
     def settled(probs: np.ndarray, z_low: int) -> bool:
         candidate = largest_component(threshold_at_half(probs[channel_index], threshold) > 0.5)
         zs = np.flatnonzero(candidate.any(axis=(1, 2)))
-        whole = zs.size > 0 and candidate.sum() * voxel_ml >= cfg.postprocess.min_liver_ml
+        whole = zs.size > 0 and implausible_liver(candidate, values, voxel_ml, gate.min_ml, gate.median_range,
+                                                  manifest.min_right_fraction, gate.body, gate.unit) is None
         done = bool(whole and zs[0] >= z_low + cfg.window.settle_band_voxels)
         log.info("liver window row above z=%d: %s", z_low, "holds the whole liver, the rows below are skipped" if done
                  else "no whole liver clear of its lower edge, every row runs")

@@ -162,7 +162,6 @@ def main(argv: list[str] | None = None) -> int:
         "onnxruntime_labels_differing_fraction": differing_fraction(ort_labels, base_labels),
     }
     findings["compute"] = compute(ct, base_labels, base["stages_s"])
-    findings["compute_tall"] = compute(tall, high_labels, high["stages_s"])
     orig = next((r for r in rows if r["config"].startswith("original") and r.get("wall_s")), None)
     if orig:
         findings["original_over_default"] = round(orig["wall_s"] / base["wall_s"], 2)

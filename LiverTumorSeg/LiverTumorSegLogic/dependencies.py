@@ -13,7 +13,7 @@ arm64 wheels from 1.24 need macOS 14+, and Linux wheels need glibc 2.27 (up to 1
 So Python 3.10+ gets a range from the tested minimum 1.19.2 (which has cp312 wheels for macOS 11+ and
 glibc 2.27) to the tested 1.31.1: pip takes the newest wheel this machine can install.
 
-OpenVINO is an optional speed-up (the library's faster CPU engine: 51.9 s instead of 76.7 s, 2.84 instead of
+OpenVINO is an optional speed-up (the library's faster CPU engine: 52.6 s instead of 76.2 s, 2.83 instead of
 3.58 GB peak on the clinical-size benchmark CT, benchmarks/results/default_set.md); without it the library runs
 on ONNX Runtime. OpenVINO wheels per platform (PyPI file list of openvino, checked 2026-12-03; no sdist):
 2025.3.0 is the last with Python 3.9 wheels (win_amd64, manylinux2014 x86_64, macOS 10.15+ x86_64, macOS 11+

@@ -65,11 +65,22 @@ def test_body_region_is_the_box_of_the_largest_body_component_plus_a_margin():
 def test_a_whole_liver_in_the_top_row_settles_the_liver_window_and_one_touching_its_lower_edge_does_not():
     from LiverTumorSegLib.cascade import liver_settled
 
-    settled = liver_settled(_manifest(False), SegmentationConfig(), voxel_ml=0.027)  # 3 mm voxels
+    hu = np.full((60, 40, 40), -1000.0, np.float32)
+    hu[:, 5:35, 2:38] = 60.0  # body; the patient's right is low x (canonical LPS)
+    from dataclasses import replace
+
+    manifest = replace(_manifest(False), min_right_fraction=0.65)  # the shipped liver network's gate
+    from LiverTumorSegLib.modality import liver_gate
+
+    cfg = SegmentationConfig()
+    settled = liver_settled(manifest, cfg, 0.027, hu, liver_gate("ct", hu, cfg.postprocess))  # 3 mm voxels
     probs = np.zeros((2, 60, 40, 40), np.float32)
-    probs[1, 30:50, 10:30, 10:30] = 0.9  # 8000 voxels = 216 ml, lowest slice 30
+    probs[1, 30:50, 10:30, 4:16] = 0.9  # 4800 voxels = 130 ml on the right, lowest slice 30
     assert settled(probs, 20) and settled(probs, 27)
     assert not settled(probs, 28)  # within 3 voxels of the lower edge: the row below might add to it
     small = np.zeros_like(probs)
-    small[1, 40:44, 10:14, 10:14] = 0.9  # 1.7 ml: no liver yet
+    small[1, 40:44, 10:14, 4:8] = 0.9  # 1.7 ml: no liver yet
     assert not settled(small, 20)
+    left = np.zeros_like(probs)
+    left[1, 30:50, 10:30, 24:36] = 0.9  # a liver-sized candidate on the left (a spleen, a heart): not the liver
+    assert not settled(left, 20)
