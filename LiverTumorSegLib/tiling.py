@@ -4,9 +4,9 @@ pyliverlesionseg (DeepVoxNet) crops its masked input to the bounding box of the 
 that box, and tiles the box with output windows starting at 0, `out`, 2 `out`, ... plus one window ending at the far
 edge when `out` does not divide the box; later windows overwrite earlier ones. Its arrays are RAS, so along y and x its
 grid starts at the far end of our LPS arrays. The lesion network normalises each window's features over the whole
-window (instance normalisation), so where the windows sit changes what it calls: measured on the parity cases, a
-cover of the liver with fewer windows (rows fitted to the liver) agreed with the original only to tumor Dice 0.956
-(lits117_roi) where this grid agrees to 0.991 (`Training/results/pipeline_parity.md`).
+window (instance normalisation), so where the windows sit changes what it calls: on the original's saved input of
+lits117_roi this grid agrees with the original's output to tumor Dice 0.991 (`python -m Training.pipeline_parity
+network`), a cover of the liver with fewer windows (rows fitted to the liver; a one-off experiment) only to 0.956.
 """
 from __future__ import annotations
 

@@ -4,6 +4,8 @@
     python -m Training.pipeline_parity original [--tool-dir ~/.cache/pls-original]   # TF float32 and float64 statistics
     python -m Training.pipeline_parity ours --variant NAME [--manifest-set KEY=VALUE ...]
     python -m Training.pipeline_parity compare [--out Training/results/pipeline_parity.md]
+    python -m Training.pipeline_parity network --engine openvino [--out Training/results/pipeline_parity_network.json]
+                                                # our network + the original's windows on the original's saved input
 
 Cases (all with lesions): `lits117_roi` (expert liver and tumors; spacing 1 x 1 x 2.5 mm assumed, as everywhere in
 this project) and shared CTs with synthetic tumors inserted into their silver livers (`Training.synthetic_tumors`,
@@ -203,10 +205,44 @@ def markdown(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def network_on_original_input(work: Path, threads: int, engine: str) -> list[dict]:
+    """Per case: our lesion network with the original's window grid run on the original's own saved network input
+    (`original_f32.npz`), tumor Dice of its mask with the original's float32 and float64 masks on that grid.
+
+    Isolates the network and the tiling from the resampling around them."""
+    from dataclasses import replace
+
+    from LiverTumorSegLib.config import DEFAULT_MODELS_DIR, RuntimeConfig
+    from LiverTumorSegLib.runtime import load_model_file
+    from LiverTumorSegLib.sliding_window import ACTIVATIONS
+    from LiverTumorSegLib.tiling import liver_grid, predict_tiles
+
+    model = load_model_file(DEFAULT_MODELS_DIR / "pyliverlesionseg" / "tumor.json",
+                            replace(RuntimeConfig(), threads=threads, cpu_engine=engine), "tumor")
+    m, to_probs = model.manifest, ACTIVATIONS[model.manifest.output_activation]
+
+    def ours(array: np.ndarray) -> np.ndarray:  # the original's RAS (x, y, z) array as our canonical LPS (z, y, x)
+        return np.ascontiguousarray(np.flip(array.transpose(2, 1, 0), (1, 2)))
+
+    rows = []
+    for case in cases(work):
+        f32, f64 = np.load(case / "original_f32.npz"), np.load(case / "original_f64.npz")
+        x = ours(f32["lesion_input"])
+        probs = predict_tiles(x, lambda patch: to_probs(model.run(np.ascontiguousarray(patch)[None, None])[0]),
+                              m.patch_size, liver_grid(x.shape, m.output_size), output_crop=m.output_crop, pad_value=0.0)
+        mask = probs[m.class_index("tumor")] > 0.5
+        ref32, ref64 = ours(f32["lesion_probability"]) > 0.5, ours(f64["lesion_probability"]) > 0.5
+        rows.append({"case": case.name, "engine": model.engine, "windows": len(liver_grid(x.shape, m.output_size)),
+                     "dice_vs_original_f32": round(dice(mask, ref32), 4), "dice_vs_original_f64": round(dice(mask, ref64), 4),
+                     "original_f32_vs_f64": round(dice(ref32, ref64), 4)})
+        print(rows[-1], flush=True)
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Command line: prepare, original, ours, compare."""
+    """Command line: prepare, original, ours, compare, network."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("command", choices=["prepare", "original", "ours", "compare"])
+    p.add_argument("command", choices=["prepare", "original", "ours", "compare", "network"])
     p.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     p.add_argument("--work", type=Path, default=DEFAULT_WORK)
     p.add_argument("--tool-dir", type=Path, default=Path.home() / ".cache" / "pls-original")
@@ -222,6 +258,10 @@ def main(argv: list[str] | None = None) -> int:
         prepare(args.data, args.work)
     elif args.command == "original":
         run_original(args.work, args.tool_dir, args.threads)
+    elif args.command == "network":
+        rows = network_on_original_input(args.work, args.threads, args.engine)
+        if args.out:
+            args.out.write_text(json.dumps(rows, indent=1) + "\n")
     elif args.command == "ours":
         overrides = {k: json.loads(v) for k, v in (s.split("=", 1) for s in args.manifest_set)}
         run_ours(args.work, args.variant, overrides, args.threads, args.engine, args.tta)
