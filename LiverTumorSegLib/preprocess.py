@@ -37,13 +37,17 @@ def to_model_grid(ct: sitk.Image, manifest: ModelManifest, modality: str = CT) -
     return resample_ct(image, manifest.spacing, spec.background)
 
 
+def dilated(mask: np.ndarray, steps: int) -> np.ndarray:
+    """`mask` dilated by `steps` 18-connected steps (one dilation by the iterated structure, as pyliverlesionseg)."""
+    if steps <= 0:
+        return mask
+    return ndimage.binary_dilation(mask, structure=ndimage.iterate_structure(ndimage.generate_binary_structure(3, 2), steps))
+
+
 def liver_mask_input(x: np.ndarray, liver: np.ndarray, manifest: ModelManifest) -> np.ndarray:
     """Normalised input `x` with `fill_value` outside `liver` dilated by the manifest's `liver_mask` voxels."""
     spec = manifest.liver_mask
-    steps = int(spec.get("dilation_voxels", 0))
-    if steps:
-        structure = ndimage.iterate_structure(ndimage.generate_binary_structure(3, 2), steps)
-        liver = ndimage.binary_dilation(liver, structure=structure)
+    liver = dilated(liver, int(spec.get("dilation_voxels", 0)))
     out = np.array(x, dtype=np.float32, copy=True)
     out[~liver] = np.float32(spec["fill_value"])
     return out

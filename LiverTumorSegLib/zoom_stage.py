@@ -14,8 +14,8 @@ from typing import Callable
 
 import numpy as np
 import SimpleITK as sitk
-from scipy import ndimage
 
+from .preprocess import dilated
 from .roi import Box, mask_box
 from .runtime import Model
 from .sliding_window import ACTIVATIONS, mirrored_probabilities
@@ -43,12 +43,6 @@ def to_lps(array: np.ndarray, view: tuple) -> np.ndarray:
     return np.flip(array.transpose(perm), [a for a in range(3) if flip[a]])
 
 
-def rows_reaching(w: np.ndarray, cols: slice) -> slice:
-    """Rows of `w` with a non-zero weight on `cols`."""
-    rows = np.flatnonzero(np.any(w[:, cols] != 0, axis=1))
-    return slice(int(rows[0]), int(rows[-1]) + 1)
-
-
 def grown(s: slice, by: int, n: int) -> slice:
     """`s` grown by `by` on both sides, clipped to [0, n)."""
     return slice(max(0, s.start - by), min(n, s.stop + by))
@@ -72,11 +66,10 @@ def zoomed_liver(liver: np.ndarray, spacing: list[float], manifest) -> ZoomedLiv
     if lbox is None:
         return None
     steps = int(manifest.liver_mask.get("dilation_voxels", 0))
-    rows = [grown(rows_reaching(w, s), steps, w.shape[0]) for w, s in zip(down, lbox.slices_zyx())]
+    rows = [grown(reach(w.T, s), steps, w.shape[0]) for w, s in zip(down, lbox.slices_zyx())]  # rows reaching the liver
     cols = [reach(w, r) for w, r in zip(down, rows)]
     zoomed = apply_block(liver[tuple(cols)], down, tuple(rows), offset=tuple(c.start for c in cols)) > 0.5
-    if steps:
-        zoomed = ndimage.binary_dilation(zoomed, ndimage.iterate_structure(ndimage.generate_binary_structure(3, 2), steps))
+    zoomed = dilated(zoomed, steps)
     inner = mask_box(zoomed)
     if inner is None:
         return None
@@ -123,6 +116,6 @@ def back_on_ct(mask_new: np.ndarray, box_new: tuple[slice, ...], new_shape: list
     whole = np.zeros(ct.GetSize()[::-1], dtype=bool)
     canon = to_lps(whole, view)
     up = [corner_aligned_matrix(n, k) for n, k in zip(canon.shape, new_shape)]
-    rows = tuple(rows_reaching(w, s) for w, s in zip(up, box_new))
+    rows = tuple(reach(w.T, s) for w, s in zip(up, box_new))  # CT rows the mask reaches
     canon[rows] = apply_block(mask_new, up, rows, offset=tuple(s.start for s in box_new)) > 0
     return whole[box.slices_zyx()]
